@@ -1,0 +1,161 @@
+"""The public API; each function mirrors one CLI command."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from .config import Config, VerifyLevel, load_config
+from .errors import InputError
+from .model import MigrationPlan, Rejection
+from .pipeline import Observer, RunReport, SyncOptions, run_sync, state_path
+from .plan import build_plan
+from .source import open_source, read_catalog, snapshot
+from .state import StateDB
+from .target import EMBEDDED_DIR, start_embedded, stop_embedded
+
+
+def load(config: str | Path | Config | None) -> Config:
+    if isinstance(config, Config):
+        return config
+    if config is None:
+        return Config()
+    return load_config(config)
+
+
+def _source(source: str | Path | None, cfg: Config) -> str:
+    if source:
+        return str(source)
+    if cfg.source:
+        return str(cfg.resolve(cfg.source, cfg.source))
+    raise InputError("no source given", "pass --source FILE or set `source:` in the config")
+
+
+def sync(
+    source: str | Path | None = None,
+    target: str | None = None,
+    *,
+    config: str | Path | Config | None = None,
+    schema: str | None = None,
+    state: str | None = None,
+    full: bool = False,
+    tables: Sequence[str] | None = None,
+    verify: VerifyLevel | None = None,
+    allow_mass_delete: bool = False,
+    observer: Observer | None = None,
+) -> RunReport:
+    """Migrate (first run) or incrementally sync ``source`` into ``target``."""
+    cfg = load(config)
+    opts = SyncOptions(
+        source=_source(source, cfg),
+        target_url=target,
+        schema=schema,
+        state_path=state,
+        full=full,
+        tables=list(tables) if tables else None,
+        verify=verify,
+        allow_mass_delete=allow_mass_delete,
+    )
+    return run_sync(cfg, opts, observer)
+
+
+def plan(
+    source: str | Path | None = None,
+    *,
+    config: str | Path | Config | None = None,
+    schema: str | None = None,
+) -> MigrationPlan:
+    """What a sync would create, without writing anything anywhere."""
+    cfg = load(config)
+    if schema:
+        cfg = cfg.model_copy(update={"schema_": schema})
+    path = _source(source, cfg)
+    conn = open_source(path)
+    try:
+        catalog = read_catalog(conn, path)
+        with snapshot(conn):
+            return build_plan(conn, catalog, cfg)
+    finally:
+        conn.close()
+
+
+def plan_as_dict(p: MigrationPlan) -> dict[str, Any]:
+    from .schema import plan_ddl
+
+    return {
+        "source": p.source_path,
+        "schema": p.schema,
+        "tables": {
+            t.source.name: {
+                "target": t.name,
+                "rows": t.row_count,
+                "strategy": t.strategy,
+                "primary_key": list(t.primary_key),
+                "columns": [
+                    {
+                        "source": c.source.name,
+                        "declared": c.source.declared_type,
+                        "target": c.name,
+                        "type": c.type.sql,
+                        "reason": c.reason,
+                        "identity": c.identity,
+                        "not_null": c.notnull,
+                        "default": c.default_sql,
+                    }
+                    for c in t.columns
+                ],
+            }
+            for t in p.tables
+        },
+        "skipped": [s.__dict__ for s in p.skipped],
+        "warnings": list(p.warnings),
+        "ddl": plan_ddl(p),
+    }
+
+
+def rejects(
+    *,
+    config: str | Path | Config | None = None,
+    state: str | None = None,
+    run_id: str | None = None,
+    table: str | None = None,
+    limit: int | None = 100,
+) -> tuple[str | None, list[Rejection]]:
+    cfg = load(config)
+    path = state_path(cfg, state)
+    if not path.exists():
+        raise InputError(f"no state database at {path}", "run a sync first, or pass --state")
+    db = StateDB(path)
+    try:
+        if run_id is None:
+            runs = [r for r in db.runs(limit=1) if r.command == "sync"]
+            if not runs:
+                return None, []
+            run_id = runs[0].run_id
+        return run_id, list(db.rejects(run_id, table, limit))
+    finally:
+        db.close()
+
+
+def server_url(*, start: bool = True, workdir: Path | None = None) -> str:
+    return start_embedded((workdir or Path.cwd()) / EMBEDDED_DIR)
+
+
+def server_stop(workdir: Path | None = None) -> bool:
+    return stop_embedded((workdir or Path.cwd()) / EMBEDDED_DIR)
+
+
+def sample(
+    out: Path, *, scale: float = 1.0, seed: int = 0, updated_at: bool = False,
+    overwrite: bool = False,
+) -> dict[str, int]:
+    from .sample import write_sample
+
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} already exists", "choose another name or pass --overwrite")
+    return write_sample(out, scale=scale, seed=seed, updated_at=updated_at, overwrite=overwrite)
+
+
+__all__ = ["os", "plan", "rejects", "sample", "server_stop", "server_url", "sync"]

@@ -1,0 +1,223 @@
+"""Command line: parse options, call the library, render the result, exit with a documented status.
+
+No SQL here. Every command's help ends with an example.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import api
+from .errors import EXIT_FAILED, EXIT_INPUT, Sqlite2pgError
+from .render import ProgressObserver, console, render_plan, render_rejects, render_sync
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def handle_errors(fn: F) -> F:
+    """One line naming the problem and a hint, the documented exit status, no traceback
+    (unless --debug)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_root().params.get("debug"))
+        try:
+            return fn(*args, **kwargs)
+        except Sqlite2pgError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc.message}", err=True)
+            if exc.hint:
+                click.echo(f"hint: {exc.hint}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: nothing was committed by the unfinished run", err=True)
+            sys.exit(EXIT_FAILED)
+        except Exception as exc:  # a bug: still one line, and --debug shows where
+            if debug:
+                traceback.print_exc()
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            click.echo(f"error: unexpected {type(exc).__name__}: {first}", err=True)
+            click.echo("hint: run again with --debug and report the traceback", err=True)
+            sys.exit(EXIT_FAILED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="Example:\n\n  sqlite2pg sync --source app.db --target postgresql://me@db.example.com/app",
+)
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="sqlite2pg")
+def main(debug: bool) -> None:
+    """Migrate an SQLite database into PostgreSQL faithfully and fast, then keep it in sync.
+
+    Exit status: 0 ok, 1 finished but rows were rejected or differ, 2 bad usage/config/input,
+    3 the run failed, 75 another run holds the lock.
+    """
+
+
+def _common(fn: F) -> F:
+    for opt in reversed(
+        [
+            click.option("-c", "--config", type=click.Path(dir_okay=False), help="YAML config."),
+            click.option("--source", help="SQLite file (overrides the config)."),
+            click.option("--target", help="libpq URL, e.g. postgresql://user@host:5432/db."),
+            click.option("--schema", help="Target schema (default: public)."),
+        ]
+    ):
+        fn = opt(fn)
+    return fn
+
+
+@main.command(
+    epilog="Example:\n\n  sqlite2pg sync --source Chinook.sqlite --target postgresql://postgres@localhost/app"
+)
+@_common
+@click.option("--state", help="Local state database (default: beside the config).")
+@click.option("--full", is_flag=True, help="Reload tables completely instead of incrementally.")
+@click.option("--tables", help="Comma-separated source tables (with --full).")
+@click.option(
+    "--verify",
+    type=click.Choice(["off", "counts", "checksum", "rows"]),
+    help="Verification after the sync (default: checksum).",
+)
+@click.option("--allow-mass-delete", is_flag=True, help="Allow deleting more than the guard.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@handle_errors
+def sync(
+    config: str | None,
+    source: str | None,
+    target: str | None,
+    schema: str | None,
+    state: str | None,
+    full: bool,
+    tables: str | None,
+    verify: str | None,
+    allow_mass_delete: bool,
+    as_json: bool,
+) -> None:
+    """Copy SQLite into PostgreSQL: the full migration the first time, only the changes after."""
+    observer = None if as_json or not console.is_terminal else ProgressObserver()
+    try:
+        report = api.sync(
+            source,
+            target,
+            config=config,
+            schema=schema,
+            state=state,
+            full=full,
+            tables=tables.split(",") if tables else None,
+            verify=verify,  # type: ignore[arg-type]
+            allow_mass_delete=allow_mass_delete,
+            observer=observer,
+        )
+    finally:
+        if observer is not None:
+            observer.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), default=str, indent=2))
+    else:
+        render_sync(report)
+    sys.exit(report.exit_code)
+
+
+@main.command(epilog="Example:\n\n  sqlite2pg plan --source Chinook.sqlite")
+@_common
+@click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
+@handle_errors
+def plan(
+    config: str | None, source: str | None, target: str | None, schema: str | None, as_json: bool
+) -> None:
+    """Show the type mapping and the DDL a sync would run, without writing anything."""
+    p = api.plan(source, config=config, schema=schema)
+    if as_json:
+        click.echo(json.dumps(api.plan_as_dict(p), indent=2, default=str))
+    else:
+        render_plan(p)
+
+
+@main.command(epilog="Example:\n\n  sqlite2pg rejects --table Invoice")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("--state", help="Local state database.")
+@click.option("--run", "run_id", help="Run id (default: the latest run).")
+@click.option("--table", help="Only this source table.")
+@click.option("--limit", type=int, default=100, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def rejects(
+    config: str | None,
+    state: str | None,
+    run_id: str | None,
+    table: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """List the rows a run rejected, with table, key, column, original value and reason."""
+    rid, items = api.rejects(config=config, state=state, run_id=run_id, table=table, limit=limit)
+    if as_json:
+        click.echo(json.dumps({"run_id": rid, "rejects": [r.__dict__ for r in items]}, default=str))
+    else:
+        render_rejects(rid, items)
+
+
+@main.group(epilog="Example:\n\n  sqlite2pg server start")
+def server() -> None:
+    """Manage the embedded PostgreSQL (data in .sqlite2pg/pg of the working folder)."""
+
+
+@server.command("start", epilog="Example:\n\n  sqlite2pg server start")
+@handle_errors
+def server_start() -> None:
+    """Start the embedded server (or find it running) and print its URL."""
+    click.echo(api.server_url(start=True))
+
+
+@server.command("url", epilog="Example:\n\n  psql \"$(sqlite2pg server url)\"")
+@handle_errors
+def server_url() -> None:
+    """Print the embedded server's URL (starting it if needed)."""
+    click.echo(api.server_url(start=True))
+
+
+@server.command("stop", epilog="Example:\n\n  sqlite2pg server stop")
+@handle_errors
+def server_stop() -> None:
+    """Stop the embedded server."""
+    stopped = api.server_stop()
+    click.echo("stopped" if stopped else "not running")
+
+
+@main.command(epilog="Example:\n\n  sqlite2pg sample demo.db --scale 10 --seed 1")
+@click.argument("out", type=click.Path(dir_okay=False))
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Multiple of Chinook.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--updated-at", is_flag=True, help="Add an updated_at column to every table.")
+@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@handle_errors
+def sample(out: str, scale: float, seed: int, updated_at: bool, overwrite: bool) -> None:
+    """Write a database with Chinook's schema, filled with generated rows."""
+    counts = api.sample(Path(out), scale=scale, seed=seed, updated_at=updated_at,
+                        overwrite=overwrite)
+    click.echo(f"wrote {out}: {sum(counts.values()):,} rows in {len(counts)} tables")
+
+
+def run() -> None:  # pragma: no cover - console entry point alias
+    main()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+
+
+__all__ = ["EXIT_INPUT", "main"]

@@ -1,0 +1,172 @@
+"""COPY rows from the SQLite snapshot into PostgreSQL tables (target or staging).
+
+Rows stream from the SQLite cursor to psycopg's COPY in batches, so memory stays flat. A column
+whose profile found no dirty values passes through untouched; the others go through their
+converter, and a row with a value that cannot be stored is rejected (recorded, not loaded).
+Text that is not valid UTF-8 cannot even be fetched as ``str``: the first such row switches the
+table to careful mode, where text arrives as bytes and is checked value by value.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+
+from .convert import Converter, PolicyApplied, Reject, column_converter, describe
+from .model import ColumnPlan, Rejection, TablePlan
+from .source import RawText, iter_batches, qi
+from .sqlite_sql import quote_ident
+
+Progress = Callable[[int], None]
+
+
+class RejectSink(Protocol):
+    def add(self, rejection: Rejection) -> None: ...
+
+    def discard(self, table: str) -> None: ...
+
+
+class MemorySink:
+    """Keeps rejections in memory (plan previews and tests); the state database keeps real runs'."""
+
+    def __init__(self) -> None:
+        self.items: list[Rejection] = []
+
+    def add(self, rejection: Rejection) -> None:
+        self.items.append(rejection)
+
+    def discard(self, table: str) -> None:
+        self.items = [r for r in self.items if r.table != table]
+
+
+@dataclass
+class CopyStats:
+    read: int = 0
+    written: int = 0
+    rejected: int = 0
+    changed_by_policy: int = 0
+
+
+class CarefulModeNeeded(Exception):
+    """The source holds text that is not valid UTF-8; re-read the table in careful mode."""
+
+
+def source_select(t: TablePlan, *, with_rowid: bool, where: str = "") -> str:
+    cols = [qi(c.source.name) for c in t.copy_columns]
+    if with_rowid:
+        cols.append("rowid")
+    return f"SELECT {', '.join(cols)} FROM {qi(t.source.name)}{where}"
+
+
+def copy_sql(table_sql: str, columns: Sequence[ColumnPlan], *, freeze: bool = False) -> str:
+    cols = ", ".join(quote_ident(c.name) for c in columns)
+    return f"COPY {table_sql} ({cols}) FROM STDIN{' (FREEZE)' if freeze else ''}"
+
+
+def _key_of(t: TablePlan, row: Sequence[object], has_rowid: bool) -> dict[str, Any]:
+    names = [c.source.name for c in t.copy_columns]
+    if t.source.primary_key:
+        return {k: row[names.index(k)] for k in t.source.primary_key if k in names}
+    return {"rowid": row[-1]} if has_rowid else {}
+
+
+def copy_rows(
+    cur: psycopg.Cursor[Any],
+    sconn: sqlite3.Connection,
+    t: TablePlan,
+    table_sql: str,
+    sink: RejectSink,
+    *,
+    batch_size: int,
+    careful: bool,
+    freeze: bool = False,
+    where: str = "",
+    params: Sequence[object] = (),
+    progress: Progress | None = None,
+) -> CopyStats:
+    """Stream one table's rows (optionally filtered by ``where``) into ``table_sql`` with COPY."""
+    stats = CopyStats()
+    cols = t.copy_columns
+    dirty = [
+        (i, column_converter(c))
+        for i, c in enumerate(cols)
+        if careful or t.profiles.get(c.source.name) is None or t.profiles[c.source.name].dirty
+    ]
+    with_rowid = bool(dirty) and not t.source.primary_key and not t.source.without_rowid
+    query = source_select(t, with_rowid=with_rowid, where=where)
+    sconn.text_factory = RawText if careful else str
+    try:
+        with cur.copy(copy_sql(table_sql, cols, freeze=freeze)) as copy:
+            write = copy.write_row
+            for batch in _batches(sconn, query, batch_size, params):
+                stats.read += len(batch)
+                if not dirty:
+                    for row in batch:
+                        write(row)
+                    stats.written += len(batch)
+                else:
+                    for out in _convert(batch, dirty, t, with_rowid, sink, stats):
+                        write(out)
+                if progress is not None:
+                    progress(len(batch))
+    finally:
+        sconn.text_factory = str
+    return stats
+
+
+def _batches(
+    sconn: sqlite3.Connection, query: str, batch_size: int, params: Sequence[object]
+) -> Iterable[list[tuple[object, ...]]]:
+    try:
+        yield from iter_batches(sconn, query, batch_size, params)
+    except sqlite3.OperationalError as exc:
+        if "decode" in str(exc).lower():
+            raise CarefulModeNeeded(str(exc)) from None
+        raise
+
+
+def _convert(
+    batch: list[tuple[object, ...]],
+    dirty: list[tuple[int, Converter]],
+    t: TablePlan,
+    with_rowid: bool,
+    sink: RejectSink,
+    stats: CopyStats,
+) -> Iterable[list[object]]:
+    cols = t.copy_columns
+    for row in batch:
+        vals = list(row[:-1] if with_rowid else row)
+        rejected = False
+        for i, conv in dirty:
+            v = vals[i]
+            if v is None:
+                continue
+            try:
+                vals[i] = conv(v)
+            except PolicyApplied as applied:
+                vals[i] = applied.value
+                stats.changed_by_policy += 1
+            except Reject as exc:
+                sink.add(
+                    Rejection(
+                        table=t.source.name,
+                        key=_printable_key(_key_of(t, row, with_rowid)),
+                        column=cols[i].source.name,
+                        value=describe(v),
+                        reason=str(exc),
+                    )
+                )
+                stats.rejected += 1
+                rejected = True
+                break
+        if not rejected:
+            stats.written += 1
+            yield vals
+
+
+def _printable_key(key: dict[str, Any]) -> dict[str, Any]:
+    return {k: (describe(v) if isinstance(v, bytes) else v) for k, v in key.items()}

@@ -1,0 +1,301 @@
+"""Reading the SQLite source: opening it read-only, its catalog, one consistent snapshot, rows.
+
+The file is opened with ``mode=ro`` so it is never modified. A sync reads every table inside one
+read transaction: in WAL mode that is a snapshot that does not block the application's writers.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+from .errors import SourceError
+from .model import (
+    SkippedObject,
+    SourceCatalog,
+    SourceColumn,
+    SourceForeignKey,
+    SourceIndex,
+    SourceTable,
+    SourceView,
+)
+from .sqlite_sql import (
+    Untranslatable,
+    join_tokens,
+    paren_group,
+    parse_create_table,
+    split_top,
+    tokenize,
+    view_select,
+)
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+CHANGE_LOG_TABLE = "_sqlite2pg_changes"  # written into the source only by the `triggers` strategy
+
+
+class RawText(bytes):
+    """TEXT whose bytes are not valid UTF-8, read in careful mode and checked per value."""
+
+
+def qi(name: str) -> str:
+    """Quote an SQLite identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def open_source(path: str | Path, *, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
+    """Open the source read-only, with a clear error for a missing, empty or non-SQLite file."""
+    p = Path(path)
+    if not p.exists():
+        raise SourceError(f"source file {p} does not exist", "check the path given as --source")
+    if p.is_dir():
+        raise SourceError(f"source {p} is a directory, not an SQLite file", "give the .db file")
+    try:
+        with p.open("rb") as fh:
+            header = fh.read(16)
+    except OSError as exc:
+        raise SourceError(f"cannot read source file {p}: {exc.strerror}", "check permissions") from exc
+    if not header:
+        raise SourceError(f"source file {p} is empty (0 bytes)", "is this the right file?")
+    if header != SQLITE_HEADER:
+        raise SourceError(
+            f"source file {p} is not an SQLite database", "give the application's .db file"
+        )
+    uri = f"file:{quote(str(p.resolve()))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise SourceError(
+            f"source file {p} cannot be read as SQLite: {exc}",
+            "the file may be corrupt; try `sqlite3 FILE 'PRAGMA integrity_check'`",
+        ) from exc
+    return conn
+
+
+@contextmanager
+def snapshot(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One read transaction: every query inside sees the database at the same moment."""
+    conn.execute("BEGIN")
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # fixes the snapshot now
+        yield conn
+    finally:
+        conn.text_factory = str
+        conn.execute("ROLLBACK")
+
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[object] = ()) -> list[sqlite3.Row]:
+    cur = conn.cursor()
+    cur.row_factory = sqlite3.Row
+    return list(cur.execute(sql, params))
+
+
+def _table_kinds(conn: sqlite3.Connection) -> dict[str, tuple[str, bool]]:
+    """name -> (type, without_rowid) from PRAGMA table_list (SQLite >= 3.37), else {}."""
+    try:
+        rows = _rows(conn, "PRAGMA table_list")
+    except sqlite3.DatabaseError:
+        return {}
+    return {r["name"]: (r["type"], bool(r["wr"])) for r in rows if r["schema"] == "main"}
+
+
+def read_catalog(conn: sqlite3.Connection, path: str = "") -> SourceCatalog:
+    """Everything about the schema: tables, views, and what is not copied and why."""
+    objects = _rows(conn, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
+    kinds = _table_kinds(conn)
+    sequences: dict[str, int] = {}
+    if any(o["name"] == "sqlite_sequence" for o in objects):
+        sequences = {r[0]: int(r[1]) for r in conn.execute("SELECT name, seq FROM sqlite_sequence")}
+    virtual = [o["name"] for o in objects if (o["sql"] or "").upper().startswith("CREATE VIRTUAL")]
+    tables: list[SourceTable] = []
+    views: list[SourceView] = []
+    skipped: list[SkippedObject] = []
+    for obj in objects:
+        name, kind, sql = obj["name"], obj["type"], obj["sql"] or ""
+        if name.startswith("sqlite_") or name == CHANGE_LOG_TABLE:
+            continue
+        if kind == "table":
+            if name in virtual:
+                skipped.append(SkippedObject("virtual table", name, _virtual_reason(sql)))
+            elif kinds.get(name, ("table", False))[0] == "shadow" or any(
+                name.startswith(v + "_") for v in virtual
+            ):
+                continue  # storage of a virtual table, reported with it
+            else:
+                tables.append(_read_table(conn, name, sql, sequences, kinds))
+        elif kind == "view":
+            try:
+                views.append(SourceView(name, view_select(sql)))
+            except Untranslatable as exc:
+                skipped.append(SkippedObject("view", name, str(exc)))
+        elif kind == "trigger":
+            if obj["name"].startswith("_sqlite2pg_"):
+                continue
+            skipped.append(
+                SkippedObject(
+                    "trigger",
+                    name,
+                    "triggers hold application logic in SQLite's dialect; rewrite it in PL/pgSQL "
+                    "if the application needs it after cutover",
+                )
+            )
+    return SourceCatalog(path, tuple(tables), tuple(views), tuple(skipped))
+
+
+def _virtual_reason(sql: str) -> str:
+    toks = tokenize(sql)
+    module = next((toks[i + 1].text for i, t in enumerate(toks) if t.is_word("USING")), "?")
+    return (
+        f"virtual table (module {module}) has no PostgreSQL equivalent; for full-text search "
+        "use a tsvector column and a GIN index"
+    )
+
+
+def _read_table(
+    conn: sqlite3.Connection,
+    name: str,
+    sql: str,
+    sequences: dict[str, int],
+    kinds: dict[str, tuple[str, bool]],
+) -> SourceTable:
+    try:
+        details = parse_create_table(sql)
+    except (Untranslatable, StopIteration) as exc:
+        raise SourceError(f"cannot read the definition of table {name!r}: {exc}") from exc
+    xinfo = _rows(conn, f"PRAGMA table_xinfo({qi(name)})")
+    columns: list[SourceColumn] = []
+    for r in xinfo:
+        if r["hidden"] == 1:
+            continue
+        d = details.columns.get(r["name"])
+        generated = {2: "virtual", 3: "stored"}.get(r["hidden"], "")
+        columns.append(
+            SourceColumn(
+                name=r["name"],
+                declared_type=(r["type"] or "").strip(),
+                notnull=bool(r["notnull"]),
+                default_sql=r["dflt_value"],
+                pk_position=int(r["pk"]),
+                generated=generated,  # type: ignore[arg-type]
+                generated_sql=d.generated_sql if d and generated else None,
+                collation=d.collation if d else None,
+                checks=tuple(d.checks) if d else (),
+            )
+        )
+    pk = tuple(c.name for c in sorted(columns, key=lambda c: c.pk_position) if c.pk_position)
+    without_rowid = kinds.get(name, ("table", _sql_without_rowid(sql)))[1]
+    rowid_alias = None
+    if not without_rowid and len(pk) == 1:
+        col = next(c for c in columns if c.name == pk[0])
+        if col.declared_type.upper() == "INTEGER":
+            rowid_alias = col.name
+    autoincrement = any(d.autoincrement for d in details.columns.values())
+    return SourceTable(
+        name=name,
+        sql=sql,
+        columns=tuple(columns),
+        primary_key=pk,
+        without_rowid=without_rowid,
+        rowid_alias=rowid_alias,
+        autoincrement=autoincrement,
+        sequence=sequences.get(name),
+        indexes=tuple(_read_indexes(conn, name)),
+        foreign_keys=tuple(_read_foreign_keys(conn, name, pk)),
+        checks=tuple(details.checks),
+    )
+
+
+def _sql_without_rowid(sql: str) -> bool:
+    toks = [t.text.upper() for t in tokenize(sql)]
+    return toks[-2:] == ["WITHOUT", "ROWID"] or "ROWID" in toks[-4:] and "WITHOUT" in toks[-5:]
+
+
+def _read_indexes(conn: sqlite3.Connection, table: str) -> Iterator[SourceIndex]:
+    sql_by_name = {
+        r[0]: r[1]
+        for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=?", (table,))
+    }
+    for idx in _rows(conn, f"PRAGMA index_list({qi(table)})"):
+        name = idx["name"]
+        terms = [t for t in _rows(conn, f"PRAGMA index_xinfo({qi(name)})") if t["key"]]
+        sql = sql_by_name.get(name)
+        expressions: list[str | None] = [None] * len(terms)
+        where_sql = None
+        if sql:
+            expr_terms, where_sql = _index_terms(sql)
+            for i, t in enumerate(terms):
+                if t["cid"] == -2 and i < len(expr_terms):
+                    expressions[i] = expr_terms[i]
+        yield SourceIndex(
+            name=name,
+            unique=bool(idx["unique"]),
+            origin=idx["origin"],
+            columns=tuple(t["name"] if t["cid"] >= 0 else None for t in terms),
+            expressions=tuple(expressions),
+            descending=tuple(bool(t["desc"]) for t in terms),
+            collations=tuple(t["coll"] for t in terms),
+            where_sql=where_sql,
+            sql=sql,
+        )
+
+
+def _index_terms(sql: str) -> tuple[list[str], str | None]:
+    """The SQL of each term of a CREATE INDEX (without COLLATE/ASC/DESC) and its WHERE clause."""
+    toks = tokenize(sql)
+    start = next(i for i, t in enumerate(toks) if t.text == "(")
+    body, end = paren_group(toks, start)
+    terms: list[str] = []
+    for term in split_top(body):
+        while term and term[-1].is_word("ASC", "DESC"):
+            term = term[:-1]
+        if len(term) >= 2 and term[-2].is_word("COLLATE"):
+            term = term[:-2]
+        terms.append(join_tokens(term))
+    where = None
+    if end < len(toks) and toks[end].is_word("WHERE"):
+        where = join_tokens(toks[end + 1 :]).rstrip(";")
+    return terms, where
+
+
+def _read_foreign_keys(
+    conn: sqlite3.Connection, table: str, own_pk: tuple[str, ...]
+) -> Iterator[SourceForeignKey]:
+    rows = _rows(conn, f"PRAGMA foreign_key_list({qi(table)})")
+    by_id: dict[int, list[sqlite3.Row]] = {}
+    for r in rows:
+        by_id.setdefault(r["id"], []).append(r)
+    for fk_id in sorted(by_id, reverse=True):  # SQLite lists them last-declared first
+        parts = sorted(by_id[fk_id], key=lambda r: r["seq"])
+        parent = parts[0]["table"]
+        ref_cols = tuple(r["to"] for r in parts)
+        if any(c is None for c in ref_cols):
+            ref_cols = own_pk if parent == table else _primary_key_of(conn, parent)
+        yield SourceForeignKey(
+            columns=tuple(r["from"] for r in parts),
+            ref_table=parent,
+            ref_columns=tuple(ref_cols),
+            on_update=parts[0]["on_update"],
+            on_delete=parts[0]["on_delete"],
+        )
+
+
+def _primary_key_of(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:
+    info = _rows(conn, f"PRAGMA table_info({qi(table)})")
+    return tuple(r["name"] for r in sorted(info, key=lambda r: r["pk"]) if r["pk"])
+
+
+def iter_batches(
+    conn: sqlite3.Connection, sql: str, batch_size: int, params: Sequence[object] = ()
+) -> Iterator[list[tuple[object, ...]]]:
+    """Stream a query's rows in lists of at most ``batch_size``: memory stays flat."""
+    cur = conn.execute(sql, params)
+    while True:
+        rows = cur.fetchmany(batch_size)
+        if not rows:
+            return
+        yield rows

@@ -1,0 +1,470 @@
+"""Reading SQLite's SQL text: tokens, CREATE TABLE details the pragmas omit, and expressions
+translated to PostgreSQL.
+
+The pragmas give columns, keys and indexes; collations, CHECK constraints, generated-column
+expressions and AUTOINCREMENT live only in the CREATE statement, so a small tokenizer reads them.
+Expressions (defaults, checks, generated columns, partial and expression indexes, views) are
+translated token by token; anything without a faithful PostgreSQL equivalent raises
+``Untranslatable`` so the caller can warn instead of guessing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+from psycopg import sql
+
+_TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+|--[^\n]*|/\*.*?(?:\*/|\Z))
+  | (?P<blob>[xX]'[0-9a-fA-F]*')
+  | (?P<str>'(?:[^']|'')*')
+  | (?P<qident>"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`)
+  | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)
+  | (?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
+  | (?P<param>[?:@$][A-Za-z0-9_]*)
+  | (?P<op>\|\||<<|>>|<=|>=|==|!=|<>|->>|->|[-+*/%<>=~&|(),.;])
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+
+
+class Untranslatable(Exception):
+    """An SQLite expression with no faithful PostgreSQL equivalent."""
+
+
+@dataclass(frozen=True)
+class Token:
+    kind: str  # str, qident, num, word, blob, op, param
+    text: str
+
+    @property
+    def ident(self) -> str:
+        """The identifier this token names (quotes removed)."""
+        t = self.text
+        if self.kind == "qident":
+            if t[0] == "[":
+                return t[1:-1]
+            q = t[0]
+            return t[1:-1].replace(q + q, q)
+        return t
+
+    def is_word(self, *words: str) -> bool:
+        return self.kind == "word" and self.text.upper() in words
+
+
+def tokenize(sql: str) -> list[Token]:
+    tokens: list[Token] = []
+    pos = 0
+    while pos < len(sql):
+        m = _TOKEN.match(sql, pos)
+        if not m:
+            raise Untranslatable(f"cannot read SQL near {sql[pos : pos + 20]!r}")
+        kind = m.lastgroup or ""
+        if kind != "ws":
+            tokens.append(Token(kind, m.group()))
+        pos = m.end()
+    return tokens
+
+
+def split_top(tokens: list[Token]) -> list[list[Token]]:
+    """Split a token list at commas that are not inside parentheses."""
+    parts: list[list[Token]] = [[]]
+    depth = 0
+    for tok in tokens:
+        if tok.text == "(":
+            depth += 1
+        elif tok.text == ")":
+            depth -= 1
+        if tok.text == "," and depth == 0:
+            parts.append([])
+        else:
+            parts[-1].append(tok)
+    return [p for p in parts if p]
+
+
+def paren_group(tokens: list[Token], start: int) -> tuple[list[Token], int]:
+    """Tokens inside the parentheses opening at ``start``; returns them and the index after."""
+    depth = 0
+    for i in range(start, len(tokens)):
+        if tokens[i].text == "(":
+            depth += 1
+        elif tokens[i].text == ")":
+            depth -= 1
+            if depth == 0:
+                return tokens[start + 1 : i], i + 1
+    raise Untranslatable("unbalanced parentheses")
+
+
+def join_tokens(tokens: list[Token]) -> str:
+    out = ""
+    for tok in tokens:
+        if out and not (tok.text in ("(", ")", ",", ".") or out.endswith(("(", "."))):
+            out += " "
+        out += tok.text
+    return out
+
+
+@dataclass
+class ColumnDetails:
+    collation: str | None = None
+    checks: list[str] = field(default_factory=list)
+    generated_sql: str | None = None
+    autoincrement: bool = False
+
+
+@dataclass
+class TableDetails:
+    columns: dict[str, ColumnDetails] = field(default_factory=dict)
+    checks: list[str] = field(default_factory=list)
+
+
+_COLUMN_CONSTRAINT_WORDS = {
+    "CONSTRAINT",
+    "PRIMARY",
+    "NOT",
+    "NULL",
+    "UNIQUE",
+    "CHECK",
+    "DEFAULT",
+    "COLLATE",
+    "REFERENCES",
+    "GENERATED",
+    "AS",
+}
+_TABLE_CONSTRAINT_WORDS = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}
+
+
+def parse_create_table(sql: str) -> TableDetails:
+    """Collations, CHECKs, generated expressions and AUTOINCREMENT from a CREATE TABLE."""
+    tokens = tokenize(sql)
+    start = next(i for i, t in enumerate(tokens) if t.text == "(")
+    body, _ = paren_group(tokens, start)
+    details = TableDetails()
+    for item in split_top(body):
+        first = item[0]
+        if first.kind == "word" and first.text.upper() in _TABLE_CONSTRAINT_WORDS:
+            i = 2 if first.is_word("CONSTRAINT") else 0
+            if i < len(item) and item[i].is_word("CHECK"):
+                expr, _ = paren_group(item, i + 1)
+                details.checks.append(join_tokens(expr))
+            continue
+        col = ColumnDetails()
+        details.columns[first.ident] = col
+        i = 1
+        while i < len(item):
+            tok = item[i]
+            if tok.is_word("COLLATE") and i + 1 < len(item):
+                col.collation = item[i + 1].ident.upper()
+                i += 2
+            elif tok.is_word("CHECK"):
+                expr, i = paren_group(item, i + 1)
+                col.checks.append(join_tokens(expr))
+            elif tok.is_word("AS") and i + 1 < len(item) and item[i + 1].text == "(":
+                expr, i = paren_group(item, i + 1)
+                col.generated_sql = join_tokens(expr)
+            elif tok.is_word("AUTOINCREMENT"):
+                col.autoincrement = True
+                i += 1
+            elif tok.text == "(":
+                _, i = paren_group(item, i)
+            else:
+                i += 1
+    return details
+
+
+def view_select(sql: str) -> str:
+    """The SELECT of a CREATE VIEW statement."""
+    tokens = tokenize(sql)
+    for i, tok in enumerate(tokens):
+        if tok.is_word("AS") and i + 1 < len(tokens):
+            return join_tokens(tokens[i + 1 :]).rstrip(";")
+    raise Untranslatable("no AS in CREATE VIEW")
+
+
+# --------------------------------------------------------------------------- translation
+
+_FUNCTIONS = {
+    "LOWER": "lower",
+    "UPPER": "upper",
+    "LENGTH": "length",
+    "ABS": "abs",
+    "COALESCE": "coalesce",
+    "IFNULL": "coalesce",
+    "NULLIF": "nullif",
+    "SUBSTR": "substr",
+    "SUBSTRING": "substr",
+    "TRIM": "btrim",
+    "LTRIM": "ltrim",
+    "RTRIM": "rtrim",
+    "REPLACE": "replace",
+    "INSTR": "strpos",
+    "ROUND": "round",
+    "COUNT": "count",
+    "SUM": "sum",
+    "AVG": "avg",
+    "TOTAL": "sum",
+    "GROUP_CONCAT": "string_agg",
+    "RANDOM": "random",
+    "HEX": "encode",
+}
+_KEYWORDS = {
+    "AND",
+    "OR",
+    "NOT",
+    "IN",
+    "BETWEEN",
+    "CASE",
+    "WHEN",
+    "THEN",
+    "ELSE",
+    "END",
+    "NULL",
+    "TRUE",
+    "FALSE",
+    "IS",
+    "EXISTS",
+    "DISTINCT",
+    "ESCAPE",
+    "AS",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "GROUP",
+    "BY",
+    "ORDER",
+    "HAVING",
+    "LIMIT",
+    "OFFSET",
+    "JOIN",
+    "LEFT",
+    "INNER",
+    "OUTER",
+    "CROSS",
+    "ON",
+    "USING",
+    "UNION",
+    "ALL",
+    "INTERSECT",
+    "EXCEPT",
+    "ASC",
+    "DESC",
+    "NULLS",
+    "FIRST",
+    "LAST",
+    "WITH",
+    "RECURSIVE",
+}
+_STRFTIME = [
+    ("%Y", "YYYY"),
+    ("%m", "MM"),
+    ("%d", "DD"),
+    ("%H", "HH24"),
+    ("%M", "MI"),
+    ("%S", "SS"),
+    ("%f", "SS.MS"),
+    ("%j", "DDD"),
+    ("%%", "%"),
+]
+NOW_UTC = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+NOW_TEXT = f"to_char({NOW_UTC}, 'YYYY-MM-DD HH24:MI:SS')"
+
+
+def quote_ident(name: str) -> str:
+    """A PostgreSQL identifier, quoted by psycopg (safe for any name)."""
+    return sql.Identifier(name).as_string(None)
+
+
+@dataclass
+class Translator:
+    """Translates SQLite expressions; ``resolve`` maps an identifier to a quoted target name
+    (or returns None when the identifier is unknown)."""
+
+    resolve: Callable[[str], str | None]
+    type_sql: Callable[[str], str] = lambda declared: "text"
+
+    def expression(self, sql: str) -> str:
+        return self._tokens(tokenize(sql))
+
+    def default(self, sql: str, pg_kind: str) -> str:
+        """A column default, typed for its column where SQLite's default is a time function."""
+        now = _now_function(tokenize(sql))
+        if now is not None:
+            kind, fmt = now
+            if pg_kind in ("timestamp", "timestamptz", "date", "time") and fmt is None:
+                return {
+                    "timestamp": NOW_UTC if kind != "local" else "LOCALTIMESTAMP",
+                    "timestamptz": "CURRENT_TIMESTAMP",
+                    "date": f"({NOW_UTC})::date" if kind != "local" else "CURRENT_DATE",
+                    "time": f"({NOW_UTC})::time" if kind != "local" else "LOCALTIME",
+                }[pg_kind]
+        return self.expression(sql)
+
+    def _tokens(self, tokens: list[Token]) -> str:
+        out: list[str] = []
+        for piece in self._walk(tokens):
+            out.append(piece)
+        return _join(out)
+
+    def _walk(self, tokens: list[Token]) -> Iterator[str]:
+        i = 0
+        n = len(tokens)
+        while i < n:
+            tok = tokens[i]
+            nxt = tokens[i + 1] if i + 1 < n else None
+            up = tok.text.upper()
+            if tok.kind == "str":
+                yield tok.text
+            elif tok.kind == "num":
+                if tok.text.lower().startswith("0x"):
+                    yield str(int(tok.text, 16))
+                else:
+                    yield tok.text
+            elif tok.kind == "blob":
+                yield "'\\x" + tok.text[2:-1].lower() + "'::bytea"
+            elif tok.kind == "param":
+                raise Untranslatable("parameters are not allowed here")
+            elif tok.kind == "op":
+                if tok.text == "==":
+                    yield "="
+                elif tok.text in ("->", "->>", "~", "<<", ">>", "&", "|"):
+                    raise Untranslatable(f"operator {tok.text}")
+                else:
+                    yield tok.text
+            elif tok.kind == "word" and up not in _KEYWORDS and nxt is not None and nxt.text == "(":
+                args, end = paren_group(tokens, i + 1)
+                yield self._function(up, args)
+                i = end
+                continue
+            elif tok.kind == "word" and up in ("CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME"):
+                yield {
+                    "CURRENT_TIMESTAMP": NOW_TEXT,
+                    "CURRENT_DATE": f"to_char({NOW_UTC}, 'YYYY-MM-DD')",
+                    "CURRENT_TIME": f"to_char({NOW_UTC}, 'HH24:MI:SS')",
+                }[up]
+            elif tok.kind == "word" and up == "IS":
+                negate = nxt is not None and nxt.is_word("NOT")
+                after = tokens[i + 2] if negate and i + 2 < n else nxt
+                if after is not None and after.is_word("NULL"):
+                    yield "IS NOT" if negate else "IS"
+                else:
+                    yield "IS DISTINCT FROM" if negate else "IS NOT DISTINCT FROM"
+                i += 2 if negate else 1
+                continue
+            elif tok.kind == "word" and up in ("LIKE",):
+                yield "ILIKE"  # SQLite's LIKE ignores (ASCII) case
+            elif tok.kind == "word" and up in ("GLOB", "REGEXP", "MATCH"):
+                raise Untranslatable(f"{up} has no PostgreSQL equivalent here")
+            elif tok.kind == "word" and up == "COLLATE" and nxt is not None:
+                if nxt.ident.upper() == "NOCASE":
+                    yield 'COLLATE "nocase"'
+                elif nxt.ident.upper() != "BINARY":
+                    raise Untranslatable(f"collation {nxt.ident}")
+                i += 2
+                continue
+            elif tok.kind == "word" and up in _KEYWORDS:
+                yield up
+            elif tok.kind in ("word", "qident"):
+                resolved = self.resolve(tok.ident)
+                if resolved is not None:
+                    yield resolved
+                elif tok.text.startswith('"'):
+                    # SQLite reads an unknown double-quoted name as a string literal.
+                    yield "'" + tok.ident.replace("'", "''") + "'"
+                else:
+                    raise Untranslatable(f"unknown name {tok.ident}")
+            else:
+                raise Untranslatable(f"unexpected {tok.text}")
+            i += 1
+
+    def _function(self, name: str, args: list[Token]) -> str:
+        now = _now_function([Token("word", name), Token("op", "("), *args, Token("op", ")")])
+        if now is not None:
+            kind, fmt = now
+            base = "LOCALTIMESTAMP" if kind == "local" else NOW_UTC
+            if fmt == "%s":
+                return "extract(epoch from CURRENT_TIMESTAMP)::bigint::text"
+            pattern = fmt if fmt is not None else _DEFAULT_FORMATS[name]
+            return f"to_char({base}, '{_pg_format(pattern)}')"
+        if name == "CAST":
+            parts = [i for i, t in enumerate(args) if t.is_word("AS")]
+            if not parts:
+                raise Untranslatable("CAST without AS")
+            inner = self._tokens(args[: parts[-1]])
+            declared = " ".join(t.text for t in args[parts[-1] + 1 :])
+            return f"CAST({inner} AS {self.type_sql(declared)})"
+        if name in ("MAX", "MIN"):
+            pieces = split_top(args)
+            fn = name.lower() if len(pieces) == 1 else ("greatest" if name == "MAX" else "least")
+            return f"{fn}({', '.join(self._tokens(p) for p in pieces)})"
+        if name == "HEX":
+            return f"upper(encode({self._tokens(args)}, 'hex'))"
+        if name not in _FUNCTIONS:
+            raise Untranslatable(f"function {name.lower()}()")
+        inner = ", ".join(self._tokens(p) for p in split_top(args))
+        if name == "COUNT" and not args:
+            inner = ""
+        return f"{_FUNCTIONS[name]}({inner})"
+
+
+_DEFAULT_FORMATS = {
+    "DATETIME": "%Y-%m-%d %H:%M:%S",
+    "DATE": "%Y-%m-%d",
+    "TIME": "%H:%M:%S",
+}
+
+
+def _now_function(tokens: list[Token]) -> tuple[str, str | None] | None:
+    """Recognise CURRENT_TIMESTAMP, datetime('now'[, 'localtime']), strftime(fmt, 'now') ...
+
+    Returns (utc|local, strftime format or None for the plain current moment)."""
+    if len(tokens) == 1 and tokens[0].is_word("CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME"):
+        return ("utc", None)
+    if len(tokens) < 3 or tokens[0].kind != "word" or tokens[1].text != "(":
+        return None
+    name = tokens[0].text.upper()
+    if name not in ("DATETIME", "DATE", "TIME", "STRFTIME"):
+        return None
+    args, end = paren_group(tokens, 1)
+    if end != len(tokens):
+        return None
+    values = [p for p in split_top(args)]
+    if not all(len(p) == 1 and p[0].kind == "str" for p in values):
+        return None
+    texts = [p[0].text[1:-1].replace("''", "'") for p in values]
+    fmt: str | None = None
+    if name == "STRFTIME":
+        if not texts:
+            return None
+        fmt, texts = texts[0], texts[1:]
+    if not texts or texts[0].lower() != "now":
+        return None
+    modifiers = [t.lower() for t in texts[1:]]
+    if modifiers not in ([], ["localtime"], ["utc"]):
+        return None
+    kind = "local" if modifiers == ["localtime"] else "utc"
+    if fmt is not None:
+        if fmt == "%s":
+            return (kind, fmt)
+        return (kind, fmt)
+    return (kind, None) if name == "DATETIME" else (kind, _DEFAULT_FORMATS[name])
+
+
+def _pg_format(strftime_format: str) -> str:
+    out = strftime_format.replace("'", "''")
+    if re.search(r"%[^YmdHMSfj%]", out):
+        raise Untranslatable(f"strftime format {strftime_format!r}")
+    for src, dst in _STRFTIME:
+        out = out.replace(src, dst)
+    return out
+
+
+def _join(pieces: list[str]) -> str:
+    out = ""
+    for p in pieces:
+        if out and not (p in (")", ",", ".") or out.endswith(("(", "."))):
+            out += " "
+        out += p
+    return out

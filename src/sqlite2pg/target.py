@@ -1,0 +1,154 @@
+"""Reaching PostgreSQL: which server (flag, config, PG* environment, or the embedded one),
+connecting with a one-line error naming the problem, and the embedded server itself."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from .config import Config, TargetConfig
+from .errors import TargetError
+
+EMBEDDED_DIR = ".sqlite2pg/pg"
+APP_NAME = "sqlite2pg"
+_PG_ENV = ("PGHOST", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE", "PGHOSTADDR")
+
+
+@dataclass(frozen=True)
+class Target:
+    conninfo: str  # full libpq connection string (may hold a password: never print it)
+    display: str  # safe to print: user@host:port/db, no secrets
+    embedded: bool = False
+
+    def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+        return connect(self.conninfo, self.display, autocommit=autocommit)
+
+
+def describe(conninfo: str) -> str:
+    """user@host:port/dbname without any password."""
+    try:
+        d = conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return "(unparseable connection string)"
+    host = str(d.get("host") or os.environ.get("PGHOST") or "localhost")
+    port = str(d.get("port") or os.environ.get("PGPORT") or "5432")
+    db = str(d.get("dbname") or os.environ.get("PGDATABASE") or "")
+    user = str(d.get("user") or os.environ.get("PGUSER") or "")
+    where = f"{host}:{port}" if not host.startswith("/") else f"socket {host}"
+    return f"{user + '@' if user else ''}{where}/{db}"
+
+
+def _from_parts(t: TargetConfig, password: str | None) -> str:
+    params: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "host": t.host,
+            "port": t.port,
+            "user": t.user,
+            "password": password,
+            "dbname": t.dbname,
+            "sslmode": t.sslmode,
+            "sslrootcert": t.sslrootcert,
+        }.items()
+        if v is not None
+    }
+    return make_conninfo(t.url or "", **params)
+
+
+def resolve_target(url: str | None, cfg: Config, *, workdir: Path | None = None) -> Target:
+    """--target, then the config's target, then the PG* environment, then the embedded server."""
+    t = cfg.target
+    try:
+        if url:
+            conninfo = make_conninfo(url)
+        elif t.url or t.host or t.dbname or t.user:
+            password = t.password
+            if t.auth == "iam":
+                password = _iam_password(t)
+            conninfo = _from_parts(t, password)
+        elif any(os.environ.get(k) for k in _PG_ENV):
+            conninfo = ""
+        else:
+            base = workdir or cfg.base_dir()
+            conninfo = start_embedded(base / EMBEDDED_DIR)
+            return Target(conninfo, f"embedded PostgreSQL ({base / EMBEDDED_DIR})", embedded=True)
+    except psycopg.ProgrammingError as exc:
+        raise TargetError(
+            f"target connection string is not valid: {str(exc).splitlines()[0]}",
+            "use postgresql://user@host:5432/dbname",
+        ) from None
+    return Target(conninfo, describe(conninfo))
+
+
+def _iam_password(t: TargetConfig) -> str:
+    from .iam import iam_token
+
+    if not (t.host and t.user and t.region):
+        raise TargetError(
+            "auth: iam needs target.host, target.user and target.region",
+            "see docs/aurora.md",
+        )
+    return iam_token(t.host, t.port or 5432, t.user, t.region)
+
+
+def connect(conninfo: str, display: str, *, autocommit: bool = False) -> psycopg.Connection[Any]:
+    try:
+        return psycopg.connect(
+            conninfo, autocommit=autocommit, application_name=APP_NAME, connect_timeout=15
+        )
+    except psycopg.OperationalError as exc:
+        raise connection_error(exc, display) from None
+
+
+def connection_error(exc: Exception, display: str) -> TargetError:
+    text = str(exc).strip()
+    first = next(
+        (line.split("FATAL:", 1)[-1].strip() for line in text.splitlines() if "FATAL" in line),
+        text.splitlines()[-1] if text else "unknown error",
+    )
+    low = text.lower()
+    if "password authentication failed" in low or "no password supplied" in low:
+        hint = "check the user and password (PGPASSWORD, ~/.pgpass, or ${ENV} in the config)"
+    elif "does not exist" in low and "database" in low:
+        hint = "create the database first (createdb NAME) or fix the database name"
+    elif "connection refused" in low or "could not connect" in low or "timeout" in low:
+        hint = "is the server running and reachable from here? check host, port and firewall"
+    elif "ssl" in low or "certificate" in low:
+        hint = "check sslmode and sslrootcert (see docs/aurora.md)"
+    else:
+        hint = "check the target connection settings"
+    return TargetError(f"cannot connect to PostgreSQL at {display}: {first}", hint)
+
+
+def start_embedded(data_dir: Path) -> str:
+    """Start (or reuse) the embedded PostgreSQL whose data lives in ``data_dir``; its URL."""
+    try:
+        import pgserver
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise TargetError("the embedded PostgreSQL (pgserver) is not installed",
+                          "pip install pgserver, or give --target") from exc
+    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        server = pgserver.get_server(data_dir, cleanup_mode=None)
+    except Exception as exc:  # pgserver raises plain exceptions from its subprocesses
+        raise TargetError(
+            f"the embedded PostgreSQL in {data_dir} did not start: {exc}",
+            f"look at {data_dir}/log, or give --target URL",
+        ) from exc
+    return str(server.get_uri())
+
+
+def stop_embedded(data_dir: Path) -> bool:
+    """Stop the embedded server if it runs; True when one was stopped."""
+    if not (data_dir / "postmaster.pid").exists():
+        return False
+    import pgserver
+
+    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server.cleanup()
+    return True

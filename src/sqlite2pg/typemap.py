@@ -1,0 +1,246 @@
+"""Declared SQLite type + the values actually stored -> PostgreSQL type.
+
+Mapping follows SQLite's affinity rules first and the declared name second, then the profile of the
+stored values narrows or widens it (SMALLINT only when the values fit; VARCHAR(n) widened to text
+when SQLite, which ignores lengths, holds longer values). Each type also has a "dirty" predicate:
+an SQL test, run inside SQLite, for values that cannot go to COPY as they are. Columns with no
+dirty values stream untouched; the others go through the converters in ``convert.py``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .model import ColumnProfile, PgType, SourceColumn
+
+
+@dataclass(frozen=True)
+class TypeOptions:
+    varchar_as_text: bool = False
+    timestamptz: bool = False
+    int32: bool = False  # INT/INTEGER -> integer when every value fits
+
+
+_LEN = re.compile(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)")
+
+_INT_SMALL = ("TINYINT", "SMALLINT", "INT2")
+_BOOL = ("BOOL", "BOOLEAN", "BIT")
+_UUID = ("UUID", "GUID", "UNIQUEIDENTIFIER")
+_JSON = ("JSON", "JSONB")
+_BYTES = ("BLOB", "BYTEA", "BINARY", "VARBINARY", "IMAGE", "BYTE[]", "LONGBLOB", "BYTES", "RAW")
+_MONEY = ("MONEY", "SMALLMONEY", "CURRENCY")
+_STRINGS_WITH_LENGTH = ("VARCHAR", "NVARCHAR", "CHARACTER", "CHAR", "NCHAR", "VARYING", "TEXT")
+
+
+def candidate_type(col: SourceColumn, opts: TypeOptions) -> tuple[PgType | None, str]:
+    """The type the declared name asks for, before looking at values (None: decide from them)."""
+    declared = col.declared_type.upper().strip()
+    base = _LEN.sub("", declared).strip()
+    m = _LEN.search(declared)
+    n1 = int(m.group(1)) if m else None
+    n2 = int(m.group(2)) if m and m.group(2) else None
+    if not declared:
+        return None, "no declared type: chosen from the stored values"
+    if base in _BOOL:
+        return PgType("boolean"), "BOOLEAN"
+    if base in _UUID:
+        return PgType("uuid"), "UUID"
+    if base in _JSON:
+        return PgType("jsonb"), "JSON -> jsonb"
+    if base in ("DATETIME", "TIMESTAMP", "TIMESTAMPTZ") or base.startswith("TIMESTAMP "):
+        tz = opts.timestamptz or base == "TIMESTAMPTZ" or "WITH TIME ZONE" in base
+        return PgType("timestamptz" if tz else "timestamp"), f"{base} -> timestamp"
+    if base == "DATE":
+        return PgType("date"), "DATE"
+    if base == "TIME":
+        return PgType("time"), "TIME"
+    if base in _MONEY:
+        return PgType("numeric", precision=19, scale=4), "money-like -> numeric(19,4)"
+    # SQLite affinity rules, in SQLite's order.
+    if "INT" in base:
+        if base in _INT_SMALL:
+            return PgType("smallint"), f"{base}: smallint when the values fit"
+        return PgType("bigint"), "INTEGER affinity: SQLite integers are 64-bit"
+    if any(s in base for s in ("CHAR", "CLOB", "TEXT")) or base in ("STRING", "NTEXT", "ENUM"):
+        if n1 is not None and not opts.varchar_as_text and base.split()[0] in _STRINGS_WITH_LENGTH:
+            return PgType("varchar", length=n1), f"{base}({n1}) -> varchar({n1})"
+        return PgType("text"), "TEXT affinity"
+    if base in _BYTES or "BLOB" in base:
+        return PgType("bytea"), "BLOB -> bytea"
+    if any(s in base for s in ("REAL", "FLOA", "DOUB")):
+        return PgType("double"), "REAL affinity -> double precision"
+    if base in ("NUMERIC", "DECIMAL", "NUMBER", "DEC"):
+        if n1 is not None and n1 <= 1000:
+            scale = n2 if n2 is not None else 0
+            return PgType("numeric", precision=n1, scale=scale), f"{base}({n1},{scale})"
+        return PgType("numeric"), f"{base} -> numeric"
+    return None, f"unknown type name {col.declared_type!r}: chosen from the stored values"
+
+
+def dirty_sql(t: PgType, c: str) -> str:
+    """SQL true for a non-NULL value that cannot be streamed to COPY unchanged for type ``t``."""
+    k = t.kind
+    if k in ("bigint", "integer", "smallint"):
+        return f"typeof({c}) NOT IN ('integer','null')"
+    if k == "double":
+        return (
+            f"(typeof({c}) NOT IN ('integer','real','null') OR "
+            f"(typeof({c}) = 'integer' AND abs({c}) > 9007199254740992))"
+        )
+    if k == "numeric":
+        return f"(typeof({c}) NOT IN ('integer','real','null') OR abs({c}) > 1.7976931348623157e308)"
+    if k in ("text", "varchar"):
+        return f"(typeof({c}) NOT IN ('text','null') OR instr(CAST({c} AS BLOB), x'00') > 0)"
+    if k == "bytea":
+        return f"typeof({c}) NOT IN ('blob','null')"
+    if k == "boolean":
+        return f"NOT ({c} IS NULL OR (typeof({c}) = 'integer' AND {c} IN (0, 1)))"
+    if k in ("timestamp", "timestamptz"):
+        return (
+            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND ("
+            f"{c} = strftime('%Y-%m-%d %H:%M:%S', {c}) OR {c} = strftime('%Y-%m-%d %H:%M:%f', {c})"
+            f" OR {c} = date({c}))))"
+        )
+    if k == "date":
+        return f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {c} = date({c})))"
+    if k == "time":
+        return (
+            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND ({c} = time({c}) OR "
+            f"{c} = strftime('%H:%M:%f', {c}))))"
+        )
+    if k == "jsonb":
+        return (
+            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND json_valid({c}) AND "
+            f"instr({c}, '\\u0000') = 0))"
+        )
+    if k == "uuid":
+        hx = "[0-9a-fA-F]"
+        pattern = "-".join(hx * n for n in (8, 4, 4, 4, 12))
+        return f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {c} GLOB '{pattern}'))"
+    raise ValueError(k)
+
+
+@dataclass(frozen=True)
+class ProfileQuery:
+    """Aggregates for one table's columns, computed in one scan of the source."""
+
+    sql: str
+    layout: list[tuple[str, str]]  # (column, aggregate name) in select order
+
+    def parse(self, row: tuple[object, ...]) -> tuple[int, dict[str, ColumnProfile]]:
+        values: dict[str, dict[str, object]] = {}
+        for (col, agg), v in zip(self.layout, row[1:], strict=True):
+            values.setdefault(col, {})[agg] = v
+        count = int(row[0] or 0)
+        profiles: dict[str, ColumnProfile] = {}
+        for col, aggs in values.items():
+            nn = int(aggs.get("nonnull") or 0)  # type: ignore[call-overload]
+            profiles[col] = ColumnProfile(
+                nulls=count - nn,
+                integers=int(aggs.get("integers") or 0),  # type: ignore[call-overload]
+                reals=int(aggs.get("reals") or 0),  # type: ignore[call-overload]
+                texts=int(aggs.get("texts") or 0),  # type: ignore[call-overload]
+                blobs=int(aggs.get("blobs") or 0),  # type: ignore[call-overload]
+                int_min=aggs.get("int_min"),  # type: ignore[arg-type]
+                int_max=aggs.get("int_max"),  # type: ignore[arg-type]
+                max_text_chars=aggs.get("max_chars"),  # type: ignore[arg-type]
+                dirty=int(aggs.get("dirty") or 0),  # type: ignore[call-overload]
+            )
+        return count, profiles
+
+
+def profile_query(table_sql: str, columns: list[tuple[str, PgType | None]]) -> ProfileQuery:
+    """Only what each candidate type needs is aggregated, to keep the scan cheap."""
+    from .source import qi
+
+    exprs: list[str] = []
+    layout: list[tuple[str, str]] = []
+
+    def add(col: str, agg: str, expr: str) -> None:
+        layout.append((col, agg))
+        exprs.append(expr)
+
+    for name, cand in columns:
+        c = qi(name)
+        add(name, "nonnull", f"count({c})")
+        if cand is None or cand.kind in ("smallint", "integer", "bigint"):
+            add(name, "int_min", f"min(CASE WHEN typeof({c}) = 'integer' THEN {c} END)")
+            add(name, "int_max", f"max(CASE WHEN typeof({c}) = 'integer' THEN {c} END)")
+        if cand is None:
+            for cls, agg in (("integer", "integers"), ("real", "reals"), ("text", "texts")):
+                add(name, agg, f"sum(typeof({c}) = '{cls}')")
+            add(name, "blobs", f"sum(typeof({c}) = 'blob')")
+            continue
+        if cand.kind == "varchar":
+            add(name, "max_chars", f"max(CASE WHEN typeof({c}) = 'text' THEN length({c}) END)")
+        if cand.kind == "numeric" and cand.precision is not None:
+            scale = cand.scale or 0
+            limit = 10 ** (cand.precision - scale)
+            add(
+                name,
+                "texts",  # reused: count of numbers that do not fit numeric(p,s)
+                f"sum(typeof({c}) IN ('integer','real') AND (abs({c}) >= {limit} OR "
+                f"round({c}, {scale}) <> {c}))",
+            )
+        add(name, "dirty", f"sum({dirty_sql(cand, c)})")
+    select = ", ".join(["count(*)", *exprs])
+    return ProfileQuery(f"SELECT {select} FROM {table_sql}", layout)
+
+
+def decide(
+    col: SourceColumn, cand: PgType | None, why: str, prof: ColumnProfile, opts: TypeOptions
+) -> tuple[PgType, str, list[str]]:
+    """Final type from the candidate and the profile; returns (type, reason, warnings)."""
+    warnings: list[str] = []
+    if cand is None:
+        return (*_from_values(prof), warnings)
+    if cand.kind == "smallint":
+        lo, hi = prof.int_min, prof.int_max
+        if lo is not None and hi is not None and not (-32768 <= lo and hi <= 32767):
+            return PgType("bigint"), f"{why}; values exceed smallint -> bigint", warnings
+    if cand.kind == "bigint" and opts.int32:
+        lo, hi = prof.int_min, prof.int_max
+        if lo is None or (-(2**31) <= lo and hi is not None and hi < 2**31):
+            return PgType("integer"), f"{why}; int32 option and values fit -> integer", warnings
+    if cand.kind == "varchar" and cand.length is not None:
+        if prof.max_text_chars is not None and prof.max_text_chars > cand.length:
+            warnings.append(
+                f"{col.declared_type} holds values up to {prof.max_text_chars} characters "
+                "(SQLite ignores declared lengths): mapped to text"
+            )
+            return PgType("text"), f"{why}; longer values present -> text", warnings
+    if cand.kind == "numeric" and cand.precision is not None and prof.texts:
+        warnings.append(
+            f"{prof.texts} value(s) do not fit {cand.sql} (SQLite does not enforce it): "
+            "mapped to numeric without precision so nothing is rounded"
+        )
+        return PgType("numeric"), f"{why}; values exceed the precision -> numeric", warnings
+    return cand, why, warnings
+
+
+def _from_values(prof: ColumnProfile) -> tuple[PgType, str]:
+    classes = [
+        n
+        for n, k in (
+            ("integer", prof.integers),
+            ("real", prof.reals),
+            ("text", prof.texts),
+            ("blob", prof.blobs),
+        )
+        if k
+    ]
+    if not classes:
+        return PgType("text"), "no values to judge by -> text"
+    if classes == ["integer"]:
+        return PgType("bigint"), "only integers stored -> bigint"
+    if set(classes) <= {"integer", "real"}:
+        big = max(abs(prof.int_min or 0), abs(prof.int_max or 0)) > 2**53
+        if big:
+            return PgType("numeric"), "integers and reals, some beyond 2^53 -> numeric"
+        return PgType("double"), "integers and reals stored -> double precision"
+    if classes == ["blob"]:
+        return PgType("bytea"), "only blobs stored -> bytea"
+    if "blob" in classes:
+        return PgType("bytea"), "blobs mixed with other values -> bytea (text as UTF-8 bytes)"
+    return PgType("text"), f"{'/'.join(classes)} values stored -> text"
