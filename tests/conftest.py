@@ -1,0 +1,72 @@
+"""Shared fixtures: a real PostgreSQL (SQLITE2PG_TEST_PG_URL, else the embedded server) with a
+fresh database per test, and paths to the shared Chinook file."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+ROOT = Path(__file__).resolve().parents[1]
+CHINOOK = ROOT.parent / "shared" / "data" / "Chinook_Sqlite.sqlite"
+
+
+def _admin_url() -> str:
+    url = os.environ.get("SQLITE2PG_TEST_PG_URL")
+    if url:
+        return url
+    from sqlite2pg.target import start_embedded
+
+    return start_embedded(ROOT / ".sqlite2pg" / "test-pg")
+
+
+@pytest.fixture(scope="session")
+def pg_admin() -> str:
+    """Connection string of a server where tests may create databases."""
+    return _admin_url()
+
+
+@pytest.fixture
+def pg_url(pg_admin: str) -> Iterator[str]:
+    """A fresh, empty database for one test; dropped afterwards."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(pg_admin)
+    params["dbname"] = name
+    yield make_conninfo("", **params)
+    with psycopg.connect(pg_admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def chinook(tmp_path: Path) -> Path:
+    """A private copy of the real Chinook file (tests may change it)."""
+    if not CHINOOK.exists():
+        pytest.skip("the shared Chinook file is not present")
+    dst = tmp_path / "chinook.sqlite"
+    src = sqlite3.connect(CHINOOK)
+    out = sqlite3.connect(dst)
+    src.backup(out)
+    src.close()
+    out.close()
+    return dst
+
+
+def make_db(path: Path, script: str, rows: dict[str, list[tuple[object, ...]]] | None = None) -> Path:
+    """An SQLite file from DDL plus rows inserted as exact Python values."""
+    conn = sqlite3.connect(path)
+    conn.executescript(script)
+    for table, values in (rows or {}).items():
+        if values:
+            marks = ", ".join("?" * len(values[0]))
+            conn.executemany(f'INSERT INTO "{table}" VALUES ({marks})', values)
+    conn.commit()
+    conn.close()
+    return path
