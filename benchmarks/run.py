@@ -222,7 +222,10 @@ def qliteral(value: str) -> str:
 
 
 def last_line(text: str) -> str:
+    """The last line of a tool's output, skipping trailing "hint: ..." lines."""
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    while len(lines) > 1 and lines[-1].lower().startswith("hint:"):
+        lines.pop()
     return lines[-1][:300] if lines else ""
 
 
@@ -234,6 +237,11 @@ def tail_file(path: str | Path) -> str:
             return last_line(f.read().decode("utf-8", "replace"))
     except OSError:
         return ""
+
+
+def fold(name: str) -> str:
+    """A name with case and separators dropped: InvoiceLine, invoiceline, invoice_line agree."""
+    return re.sub(r"[^0-9a-z]", "", name.lower())
 
 
 def with_database(url: str, dbname: str) -> str:
@@ -488,19 +496,10 @@ def ensure_source(settings: Settings, scale: int, variant: str = "") -> Source:
     if settings.source_builder == "chinook-dev":
         build_chinook_dev(tmp, scale)
     else:
+        cmd = [settings.python, "-m", "sqlite2pg", "sample", str(tmp)]
+        cmd += ["--scale", str(scale), "--seed", str(settings.seed)]
         if variant == "updated_at":
-            cmd = [
-                settings.python,
-                "-c",
-                "import sys; from sqlite2pg.sample import write_sample; "
-                "write_sample(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), updated_at=True)",
-                str(tmp),
-                str(scale),
-                str(settings.seed),
-            ]
-        else:
-            cmd = [settings.python, "-m", "sqlite2pg", "sample", str(tmp)]
-            cmd += ["--scale", str(scale), "--seed", str(settings.seed)]
+            cmd.append("--updated-at")
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=settings.timeout * 2)
         if r.returncode != 0 or not tmp.exists():
             raise BenchError(
@@ -658,9 +657,13 @@ def floor_script(source: Source, out: Path) -> Path:
 
 
 def run_timed(
-    cmd: Sequence[str], *, env: dict[str, str], timeout: float, log_stem: Path
+    cmd: Sequence[str], *, env: dict[str, str], timeout: float, log_stem: Path, cwd: Path
 ) -> Outcome:
-    """Run a command in its own process group; wall seconds and peak RSS of its process tree."""
+    """Run a command in its own process group; wall seconds and peak RSS of its process tree.
+
+    `cwd` is a directory of the run's own, so that files a tool keeps in its working directory
+    (sqlite2pg's state database and run lock) neither leak between runs nor into the checkout.
+    """
     log_stem.parent.mkdir(parents=True, exist_ok=True)
     out_path = log_stem.with_name(log_stem.name + ".out")
     err_path = log_stem.with_name(log_stem.name + ".err")
@@ -679,6 +682,7 @@ def run_timed(
             stderr=fe,
             stdin=subprocess.DEVNULL,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
         try:
@@ -704,7 +708,11 @@ def run_timed(
 
 
 def target_catalog(url: str) -> dict[str, tuple[str, str]]:
-    """Lower-cased table name -> (schema, name) of user tables; public wins over other schemas."""
+    """Table name, then its folded form -> (schema, name) of user tables; public schema first.
+
+    Tools name tables differently (Album, album, media_type for MediaType); an exact name wins,
+    then the folded one (see `fold`).
+    """
     rows = psql(
         url,
         "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
@@ -715,7 +723,7 @@ def target_catalog(url: str) -> dict[str, tuple[str, str]]:
     for schema, name in rows:
         found.setdefault(name, (schema, name))
     for schema, name in rows:
-        found.setdefault(name.lower(), (schema, name))
+        found.setdefault(fold(name), (schema, name))
     return found
 
 
@@ -725,7 +733,7 @@ def check_target(url: str, tables: list[TableInfo]) -> TargetCheck:
     mismatches: list[str] = []
     located: dict[str, tuple[str, str]] = {}
     for t in tables:
-        hit = catalog.get(t.name) or catalog.get(t.name.lower())
+        hit = catalog.get(t.name) or catalog.get(fold(t.name))
         if hit is None:
             mismatches.append(f"{t.name}: table missing")
         else:
@@ -767,11 +775,11 @@ def check_target(url: str, tables: list[TableInfo]) -> TargetCheck:
         names = {where: name for name, where in located.items()}
         by_table: dict[str, dict[str, tuple[str, bool]]] = {}
         for schema, rel, att, pg_type, notnull in cols:
-            by_table.setdefault(names[(schema, rel)], {})[att.lower()] = (pg_type, notnull == "t")
+            by_table.setdefault(names[(schema, rel)], {})[fold(att)] = (pg_type, notnull == "t")
         for t in tables:
             have = by_table.get(t.name, {})
             for c in t.columns:
-                typ, nn = have.get(c.name.lower(), ("", False))
+                typ, nn = have.get(fold(c.name), ("", False))
                 if nn and (c.notnull or c.pk):
                     notnull_found += 1
                 if typ == floor_type(c.declared):
@@ -816,8 +824,16 @@ class Bench:
         self.counter += 1
         return f"bench_{re.sub(r'[^a-z0-9]+', '_', label.lower())}_{self.counter}"
 
+    def run_dir(self, dbname: str) -> Path:
+        """An empty working directory for one run (removed after a successful run)."""
+        path = self.s.workdir / "runs" / dbname
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        return path
+
     def log_stem(self, scale: int, label: str) -> Path:
-        return self.s.workdir / "logs" / f"s{scale}" / f"{self.counter:03d}-{label}"
+        run = self.started.strftime("%Y%m%dT%H%M%S")
+        return self.s.workdir / "logs" / run / f"s{scale}" / f"{self.counter:03d}-{label}"
 
     def sqlite2pg_cmd(self, *args: str) -> list[str]:
         return [self.s.sqlite2pg, *args]
@@ -826,7 +842,7 @@ class Bench:
         if tool == "floor":
             return ["bash", str(floor)]
         if tool == "pgloader":
-            root = self.s.workdir / "pgloader" / url.rsplit("/", 1)[-1]
+            root = self.s.workdir / "runs" / url.rsplit("/", 1)[-1] / "pgloader"
             return [
                 "pgloader",
                 "--root-dir",
@@ -879,7 +895,8 @@ class Bench:
             m.loadavg_before = round(os.getloadavg()[0], 2)
             stem = self.log_stem(source.scale, tool)
             m.log = str(stem)
-            outcome = run_timed(cmd, env=env, timeout=self.s.timeout, log_stem=stem)
+            cwd = self.run_dir(dbname)
+            outcome = run_timed(cmd, env=env, timeout=self.s.timeout, log_stem=stem, cwd=cwd)
             m.seconds, m.peak_rss_kb = round(outcome.seconds, 3), outcome.peak_rss_kb
             if outcome.timed_out:
                 m.status, m.error = "timeout", outcome.error
@@ -895,6 +912,8 @@ class Bench:
         finally:
             if not self.s.keep_dbs:
                 drop_database(self.admin_url, dbname)
+            if m.status == "ok":
+                shutil.rmtree(self.s.workdir / "runs" / dbname, ignore_errors=True)
         rate = (
             f"{source.total_rows / m.seconds:,.0f} rows/s" if m.status == "ok" and m.seconds else ""
         )
@@ -946,10 +965,9 @@ class Bench:
         label = f"incr-{strategy}-{fraction:g}"
         dbname = self.next_db(f"incr_{strategy}")
         url = with_database(self.admin_url, dbname)
-        workdir = self.s.workdir / "incremental" / f"s{scale}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        copy = workdir / f"{strategy}-{fraction:g}.db"
-        config = workdir / f"{strategy}.yaml"
+        workdir = self.run_dir(dbname)
+        copy = workdir / "source.db"
+        config = workdir / "sqlite2pg.yaml"
         sync = self.sqlite2pg_cmd(
             "sync", "--source", str(copy), "--target", url, "--config", str(config),
             "--verify", "off", "--json",
@@ -968,6 +986,7 @@ class Bench:
                 env=self.env,
                 timeout=self.s.timeout,
                 log_stem=stem.with_name(stem.name + "-0"),
+                cwd=workdir,
             )
             m.extra["initial_seconds"] = round(initial.seconds, 3)
             if not initial.ok:
@@ -978,7 +997,9 @@ class Bench:
             checkpoint(self.admin_url)
             m.loadavg_before = round(os.getloadavg()[0], 2)
             m.log = str(stem)
-            outcome = run_timed(sync, env=self.env, timeout=self.s.timeout, log_stem=stem)
+            outcome = run_timed(
+                sync, env=self.env, timeout=self.s.timeout, log_stem=stem, cwd=workdir
+            )
             m.seconds, m.peak_rss_kb = round(outcome.seconds, 3), outcome.peak_rss_kb
             if not outcome.ok:
                 m.status = "timeout" if outcome.timed_out else "failed"
@@ -993,6 +1014,8 @@ class Bench:
             if not self.s.keep_dbs:
                 drop_database(self.admin_url, dbname)
             copy.unlink(missing_ok=True)
+            if m.status == "ok":
+                shutil.rmtree(workdir, ignore_errors=True)
             log(f"  incremental {strategy} {fmt_fraction(fraction)} s{scale}: {m.status} "
                 f"{fmt_float(m.seconds)} s {m.error or ''}")  # fmt: skip
         return m
@@ -1007,10 +1030,13 @@ class Bench:
         load = self.sqlite2pg_cmd(
             "sync", "--source", source.path, "--target", url, "--verify", "off", "--json"
         )
+        workdir = self.run_dir(dbname)
         try:
             create_database(self.admin_url, dbname)
             stem = self.log_stem(scale, "verify-load")
-            loaded = run_timed(load, env=self.env, timeout=self.s.timeout, log_stem=stem)
+            loaded = run_timed(
+                load, env=self.env, timeout=self.s.timeout, log_stem=stem, cwd=workdir
+            )
             for level in self.s.levels:
                 cmd = self.sqlite2pg_cmd(
                     "verify", "--source", source.path, "--target", url, "--level", level, "--json"
@@ -1024,7 +1050,7 @@ class Bench:
                         stem = self.log_stem(scale, f"verify-{level}-{repeat}")
                         m.log = str(stem)
                         outcome = run_timed(
-                            cmd, env=self.env, timeout=self.s.timeout, log_stem=stem
+                            cmd, env=self.env, timeout=self.s.timeout, log_stem=stem, cwd=workdir
                         )
                         m.seconds = round(outcome.seconds, 3)
                         m.peak_rss_kb = outcome.peak_rss_kb
@@ -1077,15 +1103,18 @@ def write_strategy_config(path: Path, tables: list[TableInfo], strategy: str) ->
     """A sqlite2pg config selecting one change-detection strategy for every table."""
     lines = ["# generated by benchmarks/run.py", "tables:"]
     for t in tables:
-        lines.append(f"  {json.dumps(t.name)}: {{strategy: {strategy}}}")
+        has_updated_at = any(c.name == "updated_at" for c in t.columns)
+        column = ", column: updated_at" if strategy == "timestamp" and has_updated_at else ""
+        lines.append(f"  {json.dumps(t.name)}: {{strategy: {strategy}{column}}}")
     path.write_text("\n".join(lines) + "\n")
 
 
 def apply_sample_changes(settings: Settings, path: Path, fraction: float, strategy: str) -> str:
     """Change `fraction` of the rows with sqlite2pg.sample.apply_changes; returns its output.
 
-    Keyword arguments are passed only where apply_changes declares them (fraction, seed, and
-    strategy so that, for example, the append strategy gets appends only).
+    Keyword arguments are passed only where apply_changes declares them. The append strategy
+    detects new rows only, so it gets inserts only; the others a mix of inserts, updates and
+    deletes (apply_changes' default shares).
     """
     code = (
         "import inspect, json, sys\n"
@@ -1097,7 +1126,9 @@ def apply_sample_changes(settings: Settings, path: Path, fraction: float, strate
         "result = apply_changes(sys.argv[1], **kwargs)\n"
         "print(result if result is not None else '')\n"
     )
-    wanted = {"fraction": fraction, "seed": settings.seed, "strategy": strategy}
+    wanted: dict[str, float] = {"fraction": fraction, "seed": settings.seed}
+    if strategy == "append":
+        wanted |= {"inserts": 1.0, "updates": 0.0, "deletes": 0.0}
     cmd = [settings.python, "-c", code, str(path), json.dumps(wanted)]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=settings.timeout)
     if r.returncode != 0:
@@ -1595,7 +1626,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
         target=a.target,
         tools=tools,
         sections=sections,
-        workdir=a.workdir,
+        workdir=a.workdir.resolve(),
         out=a.out,
         json_path=a.json_path,
         timeout=a.timeout,
