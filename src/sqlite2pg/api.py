@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -158,4 +158,72 @@ def sample(
     return write_sample(out, scale=scale, seed=seed, updated_at=updated_at, overwrite=overwrite)
 
 
-__all__ = ["os", "plan", "rejects", "sample", "server_stop", "server_url", "sync"]
+def init_config(source: str | Path, out: str | Path, *, overwrite: bool = False) -> Path:
+    """Write a commented config for ``source`` (every table, its mapping and strategy)."""
+    from .init import render_config
+
+    out_path = Path(out)
+    if out_path.exists() and not overwrite:
+        raise InputError(f"{out_path} already exists", "choose another -o path or pass --force")
+    p = plan(source)
+    src = Path(source).resolve()
+    try:
+        rel = src.relative_to(out_path.resolve().parent)
+        shown = rel
+    except ValueError:
+        shown = src
+    out_path.write_text(render_config(p, shown), encoding="utf-8")
+    return out_path
+
+
+@dataclass
+class DemoResult:
+    database: Path
+    url: str
+    full: RunReport
+    changes: dict[str, int]
+    incremental: RunReport
+
+
+def demo(workdir: Path | None = None, observer: Observer | None = None) -> DemoResult:
+    """Sample database -> embedded PostgreSQL, then application-like changes and a second sync."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from .sample import apply_changes, write_sample
+
+    base = (workdir or Path.cwd()).resolve()
+    folder = base / ".sqlite2pg" / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "demo.db"
+    write_sample(db, scale=1.0, seed=42, overwrite=True)
+    admin = start_embedded(base / EMBEDDED_DIR)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS sqlite2pg_demo WITH (FORCE)")
+        conn.execute("CREATE DATABASE sqlite2pg_demo")
+    params = conninfo_to_dict(admin)
+    params["dbname"] = "sqlite2pg_demo"
+    url = make_conninfo("", **params)
+    cfg = Config(state=str(folder / "state.db"), report_dir=str(base / "reports"))
+    full = run_sync(cfg, SyncOptions(source=str(db), target_url=url), observer)
+    counts = apply_changes(db, 0.02, seed=7)
+    incremental = run_sync(cfg, SyncOptions(source=str(db), target_url=url), observer)
+    changed = {
+        "inserted": counts.total_inserted,
+        "updated": counts.total_updated,
+        "deleted": counts.total_deleted,
+    }
+    return DemoResult(db, url, full, changed, incremental)
+
+
+__all__ = [
+    "DemoResult",
+    "demo",
+    "init_config",
+    "plan",
+    "rejects",
+    "sample",
+    "server_stop",
+    "server_url",
+    "sync",
+]

@@ -212,8 +212,39 @@ def sample(out: str, scale: float, seed: int, updated_at: bool, overwrite: bool)
     click.echo(f"wrote {out}: {sum(counts.values()):,} rows in {len(counts)} tables")
 
 
-def run() -> None:  # pragma: no cover - console entry point alias
-    main()
+@main.command(epilog="Example:\n\n  sqlite2pg init app.db -o sqlite2pg.yml && sqlite2pg sync -c sqlite2pg.yml")
+@click.argument("source", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", default="sqlite2pg.yml", show_default=True, help="Config to write.")
+@click.option("--force", is_flag=True, help="Overwrite an existing config.")
+@handle_errors
+def init(source: str, output: str, force: bool) -> None:
+    """Write a commented config for SOURCE: every table, its mapping and strategy."""
+    path = api.init_config(source, output, overwrite=force)
+    click.echo(f"wrote {path}; edit it, then run: sqlite2pg sync -c {path}")
+
+
+@main.command(epilog="Example:\n\n  sqlite2pg demo")
+@handle_errors
+def demo() -> None:
+    """Migrate a generated sample into the embedded PostgreSQL, change it, sync again, verify."""
+    observer = ProgressObserver() if console.is_terminal else None
+    try:
+        result = api.demo(observer=observer)
+    finally:
+        if observer is not None:
+            observer.close()
+    console.print(f"[bold]1. full migration of {result.database}[/bold]")
+    render_sync(result.full)
+    ch = result.changes
+    console.print(
+        f"\n[bold]2. the application changed the sample[/bold]: {ch['inserted']} inserted, "
+        f"{ch['updated']} updated, {ch['deleted']} deleted rows"
+    )
+    console.print("[bold]3. incremental sync[/bold]")
+    render_sync(result.incremental)
+    console.print(f'\nlook at the data:  psql "{result.url}"')
+    console.print("stop the server:   sqlite2pg server stop")
+    sys.exit(max(result.full.exit_code, result.incremental.exit_code))
 
 
 if __name__ == "__main__":  # pragma: no cover

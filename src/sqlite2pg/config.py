@@ -132,8 +132,17 @@ class Config(_Model):
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping key."""
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so `on:` or `NO` stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    ch: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for ch, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
 
 
 def _line_map(text: str) -> dict[tuple[str, ...], int]:
@@ -150,7 +159,7 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
                 lines[path + (str(i),)] = item.start_mark.line + 1
                 walk(item, path + (str(i),))
 
-    root = yaml.compose(text, Loader=_LineLoader)
+    root = yaml.compose(text, Loader=_Loader)
     if root is not None:
         walk(root, ())
     return lines
@@ -184,9 +193,6 @@ def _where(file: str, path: tuple[str, ...], lines: dict[tuple[str, ...], int]) 
         if path[:cut] in lines:
             return f"{file}, line {lines[path[:cut]]}"
     return file
-
-
-_FIELDS: dict[str, type[BaseModel]] = {}
 
 
 def _known_keys(loc: tuple[str | int, ...]) -> list[str]:
@@ -225,7 +231,7 @@ class _DictOf:
 
 def parse_config(text: str, file: str = "<config>") -> Config:
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
+        data = yaml.load(text, Loader=_Loader) if text.strip() else {}  # noqa: S506 (safe loader)
         lines = _line_map(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -7,6 +7,7 @@ clean. Each table is loaded inside its own savepoint so a table can be re-read i
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 import uuid
@@ -211,9 +212,25 @@ def run_sync(
     verify_level = opts.verify or cfg.verify
     if verify_level != "off":
         _verify_after(cfg, opts, target, report, verify_level)
+    report.report_files = write_reports(cfg, report)
     state.finish_run(run_id, report.status, report.as_dict(), report.tables)
     state.close()
     return report
+
+
+def report_dir(cfg: Config) -> Path:
+    return cfg.resolve(cfg.report_dir, "reports")
+
+
+def write_reports(cfg: Config, report: RunReport) -> list[str]:
+    """The run's JSON report (stable keys) in the report directory."""
+    folder = report_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{report.run_id}.json"
+    files = [str(path)]
+    report.report_files = files
+    path.write_text(json.dumps(report.as_dict(), indent=2, default=str), encoding="utf-8")
+    return files
 
 
 def _rollback_quietly(pg: psycopg.Connection[Any]) -> None:
