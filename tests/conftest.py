@@ -59,7 +59,9 @@ def chinook(tmp_path: Path) -> Path:
     return dst
 
 
-def make_db(path: Path, script: str, rows: dict[str, list[tuple[object, ...]]] | None = None) -> Path:
+def make_db(
+    path: Path, script: str, rows: dict[str, list[tuple[object, ...]]] | None = None
+) -> Path:
     """An SQLite file from DDL plus rows inserted as exact Python values."""
     conn = sqlite3.connect(path)
     conn.executescript(script)

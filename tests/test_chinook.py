@@ -33,8 +33,12 @@ def test_chinook_round_trip(chinook: Path, pg_url: str, tmp_path: Path) -> None:
     assert report.status == "ok"
     assert report.exit_code == 0
     src = sqlite3.connect(chinook)
-    tables = [r[0] for r in src.execute(
-        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'")]
+    tables = [
+        r[0]
+        for r in src.execute(
+            "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%'"
+        )
+    ]
     assert len(tables) == 11
     with psycopg.connect(pg_url) as pg:
         for table in tables:
@@ -48,23 +52,34 @@ def test_chinook_round_trip(chinook: Path, pg_url: str, tmp_path: Path) -> None:
             source_rows = src.execute(f'SELECT * FROM "{table}" ORDER BY {order}').fetchall()
             tcols = ", ".join(f'"{c}"' for c in target_cols)
             torder = ", ".join(f'"{target_cols[cols.index(c)]}"' for c in pk)
-            target_rows = pg.execute(f'SELECT {tcols} FROM "{res.target}" ORDER BY {torder}').fetchall()
+            target_rows = pg.execute(
+                f'SELECT {tcols} FROM "{res.target}" ORDER BY {torder}'
+            ).fetchall()
             assert len(target_rows) == len(source_rows) == res.written
             for s_row, t_row in zip(source_rows, target_rows, strict=True):
-                expected = tuple(_expected(declared[c], v) for c, v in zip(cols, s_row, strict=True))
+                expected = tuple(
+                    _expected(declared[c], v) for c, v in zip(cols, s_row, strict=True)
+                )
                 assert t_row == expected, (table, s_row)
-        pks = pg.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'p' "
-                         "AND connamespace = 'public'::regnamespace").fetchone()
-        fks = pg.execute("SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated "
-                         "AND connamespace = 'public'::regnamespace").fetchone()
+        pks = pg.execute(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'p' "
+            "AND connamespace = 'public'::regnamespace"
+        ).fetchone()
+        fks = pg.execute(
+            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND convalidated "
+            "AND connamespace = 'public'::regnamespace"
+        ).fetchone()
         assert pks == (PK_COUNT,)
         assert fks == (FK_COUNT,)
         # identities continue after the highest id
-        new_id = pg.execute("INSERT INTO artist (name) VALUES ('New Artist') RETURNING artist_id").fetchone()
+        new_id = pg.execute(
+            "INSERT INTO artist (name) VALUES ('New Artist') RETURNING artist_id"
+        ).fetchone()
         assert new_id == (276,)
-        assert pg.execute("SELECT data_type, is_nullable FROM information_schema.columns "
-                          "WHERE table_name = 'invoice' AND column_name = 'invoice_date'").fetchone() == (
-            "timestamp without time zone", "NO")
+        assert pg.execute(
+            "SELECT data_type, is_nullable FROM information_schema.columns "
+            "WHERE table_name = 'invoice' AND column_name = 'invoice_date'"
+        ).fetchone() == ("timestamp without time zone", "NO")
 
 
 def test_rerun_never_duplicates(chinook: Path, pg_url: str, tmp_path: Path) -> None:

@@ -33,8 +33,12 @@ def _docs_text() -> str:
 
 def test_every_command_is_documented() -> None:
     text = _docs_text()
-    missing = [name for name, _ in _commands(main) if f"sqlite2pg {name}" not in text
-               and not (" " in name and f"{name.split()[0]} {name.split()[1]}" in text)]
+    missing = [
+        name
+        for name, _ in _commands(main)
+        if f"sqlite2pg {name}" not in text
+        and not (" " in name and f"{name.split()[0]} {name.split()[1]}" in text)
+    ]
     assert not missing, f"commands missing from README/docs: {missing}"
 
 

@@ -148,7 +148,11 @@ def server_stop(workdir: Path | None = None) -> bool:
 
 
 def sample(
-    out: Path, *, scale: float = 1.0, seed: int = 0, updated_at: bool = False,
+    out: Path,
+    *,
+    scale: float = 1.0,
+    seed: int = 0,
+    updated_at: bool = False,
     overwrite: bool = False,
 ) -> dict[str, int]:
     from .sample import write_sample

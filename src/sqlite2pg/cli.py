@@ -183,7 +183,7 @@ def server_start() -> None:
     click.echo(api.server_url(start=True))
 
 
-@server.command("url", epilog="Example:\n\n  psql \"$(sqlite2pg server url)\"")
+@server.command("url", epilog='Example:\n\n  psql "$(sqlite2pg server url)"')
 @handle_errors
 def server_url() -> None:
     """Print the embedded server's URL (starting it if needed)."""
@@ -207,12 +207,15 @@ def server_stop() -> None:
 @handle_errors
 def sample(out: str, scale: float, seed: int, updated_at: bool, overwrite: bool) -> None:
     """Write a database with Chinook's schema, filled with generated rows."""
-    counts = api.sample(Path(out), scale=scale, seed=seed, updated_at=updated_at,
-                        overwrite=overwrite)
+    counts = api.sample(
+        Path(out), scale=scale, seed=seed, updated_at=updated_at, overwrite=overwrite
+    )
     click.echo(f"wrote {out}: {sum(counts.values()):,} rows in {len(counts)} tables")
 
 
-@main.command(epilog="Example:\n\n  sqlite2pg init app.db -o sqlite2pg.yml && sqlite2pg sync -c sqlite2pg.yml")
+@main.command(
+    epilog="Example:\n\n  sqlite2pg init app.db -o sqlite2pg.yml && sqlite2pg sync -c sqlite2pg.yml"
+)
 @click.argument("source", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", default="sqlite2pg.yml", show_default=True, help="Config to write.")
 @click.option("--force", is_flag=True, help="Overwrite an existing config.")

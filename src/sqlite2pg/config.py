@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from .errors import ConfigError
 
 Strategy = Literal["auto", "hash", "timestamp", "append", "triggers", "full"]
+Event = Literal["failure", "rejected", "differences", "success"]
 VerifyLevel = Literal["off", "counts", "checksum", "rows"]
 
 
@@ -51,9 +52,9 @@ class TargetConfig(_Model):
     user: str | None = None
     password: str | None = None
     dbname: str | None = None
-    sslmode: (
-        Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None
-    ) = None
+    sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = (
+        None
+    )
     sslrootcert: str | None = None
     auth: Literal["password", "iam"] = "password"
     region: str | None = None
@@ -71,13 +72,14 @@ class RetryConfig(_Model):
     max_wait: float = Field(default=60.0, ge=0)
 
 
+_DEFAULT_EVENTS: list[Event] = ["failure", "rejected", "differences"]
+
+
 class NotifyConfig(_Model):
     command: str | None = None
     webhook: str | None = None
     headers: dict[str, str] = Field(default_factory=dict)
-    on: list[Literal["failure", "rejected", "differences", "success"]] = Field(
-        default_factory=lambda: ["failure", "rejected", "differences"]
-    )
+    on: list[Event] = Field(default_factory=lambda: _DEFAULT_EVENTS.copy())
 
 
 class LogConfig(_Model):
@@ -151,13 +153,14 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
     def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                k = path + (str(key.value),)
+                k = (*path, str(key.value))
                 lines[k] = key.start_mark.line + 1
                 walk(value, k)
         elif isinstance(node, yaml.SequenceNode):
             for i, item in enumerate(node.value):
-                lines[path + (str(i),)] = item.start_mark.line + 1
-                walk(item, path + (str(i),))
+                here = (*path, str(i))
+                lines[here] = item.start_mark.line + 1
+                walk(item, here)
 
     root = yaml.compose(text, Loader=_Loader)
     if root is not None:
@@ -165,11 +168,13 @@ def _line_map(text: str) -> dict[tuple[str, ...], int]:
     return lines
 
 
-def _interpolate(value: Any, path: tuple[str, ...], lines: dict[tuple[str, ...], int], file: str) -> Any:
+def _interpolate(
+    value: Any, path: tuple[str, ...], lines: dict[tuple[str, ...], int], file: str
+) -> Any:
     if isinstance(value, dict):
-        return {k: _interpolate(v, path + (str(k),), lines, file) for k, v in value.items()}
+        return {k: _interpolate(v, (*path, str(k)), lines, file) for k, v in value.items()}
     if isinstance(value, list):
-        return [_interpolate(v, path + (str(i),), lines, file) for i, v in enumerate(value)]
+        return [_interpolate(v, (*path, str(i)), lines, file) for i, v in enumerate(value)]
     if isinstance(value, str):
 
         def sub(m: re.Match[str]) -> str:
@@ -231,18 +236,22 @@ class _DictOf:
 
 def parse_config(text: str, file: str = "<config>") -> Config:
     try:
-        data = yaml.load(text, Loader=_Loader) if text.strip() else {}  # noqa: S506 (safe loader)
+        data = yaml.load(text, Loader=_Loader) if text.strip() else {}
         lines = _line_map(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{file}, line {mark.line + 1}" if mark else file
-        raise ConfigError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
-                          "check indentation and quoting") from exc
+        raise ConfigError(
+            f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})",
+            "check indentation and quoting",
+        ) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{file}: the configuration must be a mapping of keys to values",
-                          "see docs/configuration.md")
+        raise ConfigError(
+            f"{file}: the configuration must be a mapping of keys to values",
+            "see docs/configuration.md",
+        )
     data = _interpolate(data, (), lines, file)
     try:
         return Config.model_validate({**data, "path": None if file == "<config>" else file})
@@ -257,7 +266,9 @@ def parse_config(text: str, file: str = "<config>") -> Config:
             hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
             raise ConfigError(f"{where}: unknown key '{key}'", hint) from None
         if err["type"] == "missing":
-            raise ConfigError(f"{where}: '{key}' is required", "see docs/configuration.md") from None
+            raise ConfigError(
+                f"{where}: '{key}' is required", "see docs/configuration.md"
+            ) from None
         raise ConfigError(
             f"{where}: '{key}' {err['msg'].lower()} (got {err.get('input')!r})",
             "see docs/configuration.md",
@@ -267,10 +278,14 @@ def parse_config(text: str, file: str = "<config>") -> Config:
 def load_config(path: str | Path) -> Config:
     p = Path(path)
     if not p.exists():
-        raise ConfigError(f"config file {p} does not exist", "create one with `sqlite2pg init SOURCE.db`")
+        raise ConfigError(
+            f"config file {p} does not exist", "create one with `sqlite2pg init SOURCE.db`"
+        )
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {p}: {exc}", "check the path and encoding") from exc
+        raise ConfigError(
+            f"cannot read config file {p}: {exc}", "check the path and encoding"
+        ) from exc
     cfg = parse_config(text, str(p))
     return cfg.model_copy(update={"path": str(p.resolve())})

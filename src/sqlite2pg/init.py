@@ -15,7 +15,11 @@ from .model import MigrationPlan
 def _q(value: str) -> str:
     """A YAML scalar, quoted when needed (JSON strings are valid YAML)."""
     plain = value.replace("_", "").replace("-", "").isalnum() and not value[:1].isdigit()
-    return value if plain and value.lower() not in ("yes", "no", "on", "off", "true", "false", "null") else json.dumps(value)
+    return (
+        value
+        if plain and value.lower() not in ("yes", "no", "on", "off", "true", "false", "null")
+        else json.dumps(value)
+    )
 
 
 def render_config(plan: MigrationPlan, source: Path) -> str:
@@ -65,7 +69,9 @@ def render_config(plan: MigrationPlan, source: Path) -> str:
             "append": "insert-only key",
             "triggers": "change-log triggers",
         }.get(t.strategy, "")
-        lines.append(f"    strategy: {t.strategy}  # {why}; or auto|hash|timestamp|append|triggers|full")
+        lines.append(
+            f"    strategy: {t.strategy}  # {why}; or auto|hash|timestamp|append|triggers|full"
+        )
         if t.strategy_column:
             lines.append(f"    column: {_q(t.strategy_column)}")
         lines.append("    # columns:")

@@ -105,8 +105,9 @@ def render_plan(p: MigrationPlan) -> None:
             table.add_column(col)
         for c in t.columns:
             extra = " identity" if c.identity else ""
-            table.add_row(c.source.name, c.source.declared_type, c.name, c.type.sql + extra,
-                          c.reason)
+            table.add_row(
+                c.source.name, c.source.declared_type, c.name, c.type.sql + extra, c.reason
+            )
         console.print(table)
     for s in p.skipped:
         console.print(f"[yellow]not copied[/yellow]: {s.kind} {s.name}: {s.reason}")

@@ -106,7 +106,13 @@ class StateDB:
         self.conn.execute("BEGIN")
         self.conn.execute(
             "UPDATE runs SET finished_at = ?, status = ?, error = ?, summary = ? WHERE run_id = ?",
-            (now_iso(), status, error, json.dumps(summary, default=str) if summary else None, run_id),
+            (
+                now_iso(),
+                status,
+                error,
+                json.dumps(summary, default=str) if summary else None,
+                run_id,
+            ),
         )
         for name, res in (tables or {}).items():
             self.conn.execute(
@@ -134,7 +140,9 @@ class StateDB:
 
     def discard_rejects(self, run_id: str, table: str) -> None:
         self.flush()
-        self.conn.execute("DELETE FROM rejects WHERE run_id = ? AND table_name = ?", (run_id, table))
+        self.conn.execute(
+            "DELETE FROM rejects WHERE run_id = ? AND table_name = ?", (run_id, table)
+        )
 
     def rejects(
         self, run_id: str, table: str | None = None, limit: int | None = None

@@ -128,13 +128,15 @@ def connection_error(exc: Exception, display: str) -> TargetError:
 def start_embedded(data_dir: Path) -> str:
     """Start (or reuse) the embedded PostgreSQL whose data lives in ``data_dir``; its URL."""
     try:
-        import pgserver
+        from pgserver.postgres_server import get_server
     except ImportError as exc:  # pragma: no cover - a dependency
-        raise TargetError("the embedded PostgreSQL (pgserver) is not installed",
-                          "pip install pgserver, or give --target") from exc
+        raise TargetError(
+            "the embedded PostgreSQL (pgserver) is not installed",
+            "pip install pgserver, or give --target",
+        ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
     try:
-        server = pgserver.get_server(data_dir, cleanup_mode=None)
+        server = get_server(data_dir, cleanup_mode=None)
     except Exception as exc:  # pgserver raises plain exceptions from its subprocesses
         raise TargetError(
             f"the embedded PostgreSQL in {data_dir} did not start: {exc}",
@@ -147,8 +149,8 @@ def stop_embedded(data_dir: Path) -> bool:
     """Stop the embedded server if it runs; True when one was stopped."""
     if not (data_dir / "postmaster.pid").exists():
         return False
-    import pgserver
+    from pgserver.postgres_server import get_server
 
-    server = pgserver.get_server(data_dir, cleanup_mode="stop")
+    server = get_server(data_dir, cleanup_mode="stop")
     server.cleanup()
     return True
