@@ -14,8 +14,8 @@ import math
 import re
 import uuid
 from collections.abc import Callable
-from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, time, timedelta, timezone
+from decimal import Decimal
 
 from .model import ColumnPlan, PgType
 
@@ -45,6 +45,7 @@ _ISO = re.compile(
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?\Z",
     re.IGNORECASE,
 )
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TIME = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?\Z")
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
@@ -77,6 +78,7 @@ def to_int(kind: str) -> Converter:
     lo, hi = INT_RANGES[kind]
 
     def conv(v: object) -> object:
+        v = _text(v)
         if isinstance(v, bool):
             return int(v)
         if isinstance(v, int):
@@ -97,6 +99,7 @@ def to_int(kind: str) -> Converter:
 
 
 def to_double(v: object) -> object:
+    v = _text(v)
     if isinstance(v, float):
         return v
     if isinstance(v, int):
@@ -111,6 +114,7 @@ def to_double(v: object) -> object:
 
 def to_numeric(t: PgType) -> Converter:
     def conv(v: object) -> object:
+        v = _text(v)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise Reject(f"{'text' if isinstance(v, str) else 'binary data'} in a numeric column")
         if isinstance(v, float) and math.isnan(v):
@@ -205,8 +209,13 @@ def parse_timestamp(s: str) -> datetime:
     if off and off.upper() != "Z":
         sign = 1 if off[0] == "+" else -1
         digits = off[1:].replace(":", "")
-        delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
-        dt = dt - sign * delta
+        hours, minutes = int(digits[:2]), int(digits[2:4] or 0)
+        if hours > 15 or minutes > 59:
+            raise Reject(f"impossible UTC offset {off}")
+        try:
+            dt = dt - sign * timedelta(hours=hours, minutes=minutes)
+        except OverflowError:
+            raise Reject("the instant in UTC is outside the range of years 1 to 9999") from None
     return dt
 
 
@@ -224,8 +233,9 @@ def epoch_to_datetime(v: int | float) -> datetime:
     else:
         raise Reject(f"number {v!r} is too large to be an epoch timestamp")
     try:
-        if isinstance(seconds, int):
-            return _EPOCH + timedelta(seconds=seconds)
+        if isinstance(v, int):  # exact: no float division for integer milli/microseconds
+            unit = "seconds" if mag < 1e11 else "milliseconds" if mag < 1e14 else "microseconds"
+            return _EPOCH + timedelta(**{unit: v})
         whole = int(seconds)
         micro = round((seconds - whole) * 1_000_000)
         return _EPOCH + timedelta(seconds=whole, microseconds=micro)
@@ -293,13 +303,36 @@ def to_jsonb(v: object) -> object:
     if isinstance(v, bytes):
         raise Reject("binary data in a JSON column")
     assert isinstance(v, str)
+    if "\x00" in v:
+        raise Reject("text is not valid JSON (it contains a NUL byte)")
     try:
-        json.loads(v, parse_constant=_no_constant)
+        doc = json.loads(v, parse_constant=_no_constant)
     except ValueError:
         raise Reject("text is not valid JSON") from None
-    if "\\u0000" in v or "\x00" in v:
-        raise Reject("JSON contains \\u0000, which jsonb cannot hold")
+    except RecursionError:
+        raise Reject("JSON nested too deeply to check (and for PostgreSQL's jsonb)") from None
+    problem = _jsonb_problem(doc)
+    if problem:
+        raise Reject(problem)
     return v
+
+
+def _jsonb_problem(doc: object) -> str | None:
+    """What jsonb refuses in a parsed document: \\u0000 and unpaired UTF-16 surrogates."""
+    stack = [doc]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, str):
+            if "\x00" in item:
+                return "JSON contains \\u0000, which jsonb cannot hold"
+            if _SURROGATE.search(item):
+                return "JSON contains an unpaired UTF-16 surrogate escape, which jsonb refuses"
+    return None
 
 
 def to_uuid(v: object) -> object:

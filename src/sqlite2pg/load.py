@@ -9,6 +9,7 @@ table to careful mode, where text arrives as bytes and is checked value by value
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -68,10 +69,20 @@ def copy_sql(table_sql: str, columns: Sequence[ColumnPlan], *, freeze: bool = Fa
 
 
 def _key_of(t: TablePlan, row: Sequence[object], has_rowid: bool) -> dict[str, Any]:
+    """The row's primary key, or its rowid where it has no usable key (none, or NULL in it)."""
     names = [c.source.name for c in t.copy_columns]
+    key: dict[str, Any] = {}
     if t.source.primary_key:
-        return {k: row[names.index(k)] for k in t.source.primary_key if k in names}
-    return {"rowid": row[-1]} if has_rowid else {}
+        key = {k: row[names.index(k)] for k in t.source.primary_key if k in names}
+    if has_rowid and (not key or any(v is None for v in key.values())):
+        key["rowid"] = row[-1]
+    return key
+
+
+def _null_reason(t: TablePlan, c: ColumnPlan) -> str:
+    if c.source.name in t.source.primary_key:
+        return "NULL in a primary key column (SQLite allows it in rowid tables, PostgreSQL not)"
+    return "NULL in a NOT NULL column"
 
 
 def copy_rows(
@@ -91,12 +102,8 @@ def copy_rows(
     """Stream one table's rows (optionally filtered by ``where``) into ``table_sql`` with COPY."""
     stats = CopyStats()
     cols = t.copy_columns
-    dirty = [
-        (i, column_converter(c))
-        for i, c in enumerate(cols)
-        if careful or t.profiles.get(c.source.name) is None or t.profiles[c.source.name].dirty
-    ]
-    with_rowid = bool(dirty) and not t.source.primary_key and not t.source.without_rowid
+    dirty = [(i, column_converter(c)) for i, c in enumerate(cols) if careful or _needs_check(t, c)]
+    with_rowid = bool(dirty) and not t.source.without_rowid
     query = source_select(t, with_rowid=with_rowid, where=where)
     sconn.text_factory = RawText if careful else str
     try:
@@ -116,6 +123,15 @@ def copy_rows(
     finally:
         sconn.text_factory = str
     return stats
+
+
+def _needs_check(t: TablePlan, c: ColumnPlan) -> bool:
+    """False when every value of the column can go to COPY untouched (the fast path)."""
+    prof = t.profiles.get(c.source.name)
+    if prof is None or prof.dirty:
+        return True
+    # SQLite lets NULL into a non-INTEGER PRIMARY KEY of a rowid table; PostgreSQL cannot.
+    return c.notnull and prof.nulls > 0
 
 
 def _batches(
@@ -143,9 +159,11 @@ def _convert(
         rejected = False
         for i, conv in dirty:
             v = vals[i]
-            if v is None:
-                continue
             try:
+                if v is None:
+                    if cols[i].notnull:
+                        raise Reject(_null_reason(t, cols[i]))
+                    continue
                 vals[i] = conv(v)
             except PolicyApplied as applied:
                 vals[i] = applied.value
@@ -169,4 +187,10 @@ def _convert(
 
 
 def _printable_key(key: dict[str, Any]) -> dict[str, Any]:
-    return {k: (describe(v) if isinstance(v, bytes) else v) for k, v in key.items()}
+    out: dict[str, Any] = {}
+    for k, v in key.items():
+        if isinstance(v, RawText):  # text read in careful mode: as text when it decodes
+            with contextlib.suppress(UnicodeDecodeError):
+                v = bytes(v).decode("utf-8")
+        out[k] = describe(v) if isinstance(v, bytes) else v
+    return out

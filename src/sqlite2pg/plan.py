@@ -36,7 +36,7 @@ Profiler = Callable[[str], tuple[object, ...]]
 
 
 def parse_pg_type(text: str) -> PgType:
-    """A per-column type override from the config, e.g. ``text``, ``varchar(20)``, ``numeric(12,2)``."""
+    """A per-column type override from the config: ``text``, ``varchar(20)``, ``numeric(12,2)``."""
     t = text.strip().lower()
     aliases = {
         "int8": "bigint",
@@ -94,9 +94,15 @@ def build_plan(conn: sqlite3.Connection, catalog: SourceCatalog, cfg: Config) ->
     table_names = {t.name: _table_name(t.name, cfg) for t in tables}
     _check_names("table", list(table_names.items()), "tables: {SOURCE: {rename: NEW}}")
     plans: list[TablePlan] = []
-    relation_names = set(table_names.values())
+    # Index names share PostgreSQL's namespace with tables and primary-key indexes.
+    relation_names = set(table_names.values()) | {
+        generated_name(table_names[t.name], suffix="pkey") for t in tables if t.primary_key
+    }
+    columns_of = {t.name: {c.name for c in t.columns} for t in catalog.tables}
     for t in tables:
-        plans.append(_plan_table(conn, t, cfg, opts, table_names, relation_names, warnings))
+        plans.append(
+            _plan_table(conn, t, cfg, opts, table_names, relation_names, columns_of, warnings)
+        )
     views = _plan_views(catalog, cfg, table_names, {p.source.name: p for p in plans}, warnings)
     needs_nocase = any(c.collation == "nocase" for p in plans for c in p.columns) or any(
         'COLLATE "nocase"' in i.sql for p in plans for i in p.indexes
@@ -141,6 +147,7 @@ def _plan_table(
     opts: TypeOptions,
     table_names: dict[str, str],
     relation_names: set[str],
+    columns_of: dict[str, set[str]],
     warnings: list[str],
 ) -> TablePlan:
     tcfg = cfg.table(t.name)
@@ -161,9 +168,7 @@ def _plan_table(
                 f"the config names column {c!r} of table {t.name!r}, which does not exist",
                 f"columns: {', '.join(col_names)}",
             )
-    overrides = {
-        c: parse_pg_type(cc.type) for c, cc in tcfg.columns.items() if cc.type is not None
-    }
+    overrides = {c: parse_pg_type(cc.type) for c, cc in tcfg.columns.items() if cc.type is not None}
     cands: dict[str, tuple[PgType | None, str]] = {}
     for col in t.columns:
         if col.name in overrides:
@@ -185,8 +190,9 @@ def _plan_table(
     for col in t.columns:
         cand, why = cands[col.name]
         prof = profiles[col.name]
+        warn: list[str] = []
         if col.name in overrides:
-            pg, reason, warn = cand, why, []
+            pg, reason = cand, why
             assert pg is not None
         else:
             pg, reason, warn = decide(col, cand, why, prof, opts)
@@ -200,24 +206,40 @@ def _plan_table(
             _plan_column(t, col, col_names[col.name], pg, reason, prof, tcfg, translator, warnings)
         )
     pk = tuple(col_names[c] for c in t.primary_key)
-    fk_plans = [
-        ForeignKeyPlan(
-            name=generated_name(name, *(col_names[c] for c in fk.columns), suffix="fkey"),
-            columns=tuple(col_names[c] for c in fk.columns),
-            ref_table=table_names[fk.ref_table],
-            ref_columns=fk.ref_columns,  # resolved to target names by the schema stage
-            on_update=fk.on_update,
-            on_delete=fk.on_delete,
-            source=fk,
-        )
-        for fk in t.foreign_keys
-        if fk.ref_table in table_names
-    ]
+    fk_plans = []
+    fk_names: set[str] = set()
     for fk in t.foreign_keys:
+        label = f"{t.name}: foreign key ({', '.join(fk.columns)}) -> {fk.ref_table}"
+        if fk.ref_table not in columns_of:
+            warnings.append(f"{label} not created: the source has no table {fk.ref_table!r}")
+            continue
         if fk.ref_table not in table_names:
-            warnings.append(
-                f"{t.name}: foreign key to {fk.ref_table!r} not created: that table is not copied"
+            warnings.append(f"{label} not created: that table is not copied")
+            continue
+        missing = [c for c in fk.columns if c not in col_names] + [
+            c for c in fk.ref_columns if c not in columns_of[fk.ref_table]
+        ]
+        if missing or not fk.ref_columns or len(fk.ref_columns) != len(fk.columns):
+            why = f"no column(s) {', '.join(missing)}" if missing else "its columns do not match"
+            warnings.append(f"{label} not created: {why}")
+            continue
+        fk_name = generated_name(name, *(col_names[c] for c in fk.columns), suffix="fkey")
+        n = 1
+        while fk_name in fk_names:  # two keys on the same columns (to different parents)
+            fk_name = generated_name(name, *(col_names[c] for c in fk.columns), suffix=f"fkey{n}")
+            n += 1
+        fk_names.add(fk_name)
+        fk_plans.append(
+            ForeignKeyPlan(
+                name=fk_name,
+                columns=tuple(col_names[c] for c in fk.columns),
+                ref_table=table_names[fk.ref_table],
+                ref_columns=fk.ref_columns,  # resolved to target names by the schema stage
+                on_update=fk.on_update,
+                on_delete=fk.on_delete,
+                source=fk,
             )
+        )
     indexes = []
     for idx in t.indexes:
         plan = _plan_index(t, name, idx, col_names, columns, translator, relation_names, warnings)
@@ -416,6 +438,10 @@ def _plan_index(
         name = apply_policy(idx.name, "snake_case" if idx.name.isascii() else "preserve")
         if too_long(name) or name in relation_names:
             name = generated_name(table, name, suffix="idx")
+    base, n = name, 1
+    while name in relation_names:
+        name = generated_name(base, suffix=str(n))
+        n += 1
     relation_names.add(name)
     unique = "UNIQUE " if idx.unique else ""
     sql = f"CREATE {unique}INDEX {quote_ident(name)} ON {{table}} ({', '.join(terms)}){where}"
@@ -438,9 +464,7 @@ def _plan_views(
     warnings: list[str],
 ) -> list[ViewPlan]:
     lower_tables = {k.lower(): v for k, v in table_names.items()}
-    lower_cols = {
-        c.source.name.lower(): c.name for p in plans.values() for c in p.columns
-    }
+    lower_cols = {c.source.name.lower(): c.name for p in plans.values() for c in p.columns}
 
     def resolve(ident: str) -> str:
         low = ident.lower()

@@ -32,7 +32,10 @@ def savepoint(cur: Cursor, name: str = "sqlite2pg_sp") -> Iterator[None]:
     try:
         yield
     except psycopg.Error:
+        # ROLLBACK TO keeps the savepoint open: release it too, or every later statement would
+        # run one subtransaction deeper (and COPY FREEZE would refuse the new table).
         cur.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        cur.execute(f"RELEASE SAVEPOINT {name}")
         raise
     cur.execute(f"RELEASE SAVEPOINT {name}")
 
@@ -48,18 +51,19 @@ def prepare_schema(cur: Cursor, plan: MigrationPlan, warnings: list[str]) -> boo
     cur.execute(f"SET LOCAL search_path TO {qi(plan.schema)}, public")
     if not plan.needs_nocase:
         return True
-    cur.execute("SELECT count(*) FROM pg_collation WHERE collprovider = 'i'")
-    row = cur.fetchone()
-    if not row or not row[0]:
+    # pg_collation may list ICU collations on a server built without ICU: try it.
+    try:
+        with savepoint(cur):
+            cur.execute(
+                f"CREATE COLLATION IF NOT EXISTS {qname(plan.schema, 'nocase')} "
+                "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
+            )
+    except psycopg.Error as exc:
         warnings.append(
-            "COLLATE NOCASE not carried over: this server has no ICU collations "
-            "(columns keep case-sensitive comparison)"
+            "COLLATE NOCASE not carried over: this server cannot create a case-insensitive "
+            f"ICU collation ({pg_error(exc)}); those columns compare case-sensitively"
         )
         return False
-    cur.execute(
-        f"CREATE COLLATION IF NOT EXISTS {qname(plan.schema, 'nocase')} "
-        "(provider = icu, locale = 'und-u-ks-level2', deterministic = false)"
-    )
     return True
 
 
@@ -89,8 +93,14 @@ def create_table(
     try:
         with savepoint(cur, "sqlite2pg_table"):
             cur.execute(table_ddl(t, schema, nocase=nocase))
-    except (pgerr.InvalidObjectDefinition, pgerr.UndefinedFunction, pgerr.DatatypeMismatch,
-            pgerr.SyntaxError, pgerr.UndefinedColumn, pgerr.FeatureNotSupported) as exc:
+    except (
+        pgerr.InvalidObjectDefinition,
+        pgerr.UndefinedFunction,
+        pgerr.DatatypeMismatch,
+        pgerr.SyntaxError,
+        pgerr.UndefinedColumn,
+        pgerr.FeatureNotSupported,
+    ) as exc:
         if not any(c.generated_sql for c in t.columns):
             raise
         warnings.append(
@@ -120,10 +130,23 @@ def add_keys_and_indexes(cur: Cursor, t: TablePlan, schema: str, warnings: list[
     """Primary key, unique constraints, indexes and checks, built once the data is in."""
     table = qname(schema, t.name)
     if t.primary_key:
-        cur.execute(
-            f"ALTER TABLE {table} ADD CONSTRAINT {qi(generated_name(t.name, suffix='pkey'))} "
-            f"PRIMARY KEY ({', '.join(qi(c) for c in t.primary_key)})"
-        )
+        pkey = pkey_name(t.name, _relations(cur, schema))
+        try:
+            with savepoint(cur):
+                cur.execute(
+                    f"ALTER TABLE {table} ADD CONSTRAINT {qi(pkey)} "
+                    f"PRIMARY KEY ({', '.join(qi(c) for c in t.primary_key)})"
+                )
+        except psycopg.Error as exc:
+            # Distinct in SQLite, equal in PostgreSQL: 1 and '1' in an untyped column, two
+            # spellings of one instant, 'é' and 'É' under a case-insensitive collation ...
+            detail = (exc.diag.message_detail or "").strip()
+            warnings.append(
+                f"{t.source.name}: primary key ({', '.join(t.primary_key)}) not created: "
+                f"{pg_error(exc)}{' (' + detail + ')' if detail else ''}; values distinct in "
+                "SQLite are equal once converted. The rows are all loaded; fix the duplicates "
+                "and add the key"
+            )
     for idx in t.indexes:
         try:
             with savepoint(cur):
@@ -149,6 +172,25 @@ def add_keys_and_indexes(cur: Cursor, t: TablePlan, schema: str, warnings: list[
             )
         except psycopg.Error as exc:
             warnings.append(f"{t.source.name}: CHECK ({check}) not created ({pg_error(exc)})")
+
+
+def pkey_name(table: str, taken: set[str]) -> str:
+    """``<table>_pkey`` like PostgreSQL's own, numbered when a relation already has that name."""
+    name = generated_name(table, suffix="pkey")
+    n = 1
+    while name in taken:
+        name = generated_name(table, suffix=f"pkey{n}")
+        n += 1
+    return name
+
+
+def _relations(cur: Cursor, schema: str) -> set[str]:
+    cur.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = %s",
+        (schema,),
+    )
+    return {r[0] for r in cur.fetchall()}
 
 
 def fk_ddl(fk: ForeignKeyPlan, child: TablePlan, parent: TablePlan, schema: str) -> str:
@@ -232,6 +274,7 @@ def plan_ddl(plan: MigrationPlan) -> str:
             "(provider = icu, locale = 'und-u-ks-level2', deterministic = false);"
         )
     by_source = {t.source.name: t for t in plan.tables}
+    taken = {t.name for t in plan.tables}
     for t in plan.tables:
         out.append(table_ddl(t, plan.schema) + ";")
         table = qname(plan.schema, t.name)
@@ -241,8 +284,10 @@ def plan_ddl(plan: MigrationPlan) -> str:
                     f"ALTER TABLE {table} ALTER COLUMN {qi(c.name)} SET DEFAULT {c.default_sql};"
                 )
         if t.primary_key:
+            pkey = pkey_name(t.name, taken)
+            taken.add(pkey)
             out.append(
-                f"ALTER TABLE {table} ADD CONSTRAINT {qi(generated_name(t.name, suffix='pkey'))} "
+                f"ALTER TABLE {table} ADD CONSTRAINT {qi(pkey)} "
                 f"PRIMARY KEY ({', '.join(qi(c) for c in t.primary_key)});"
             )
         for idx in t.indexes:

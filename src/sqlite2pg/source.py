@@ -56,7 +56,9 @@ def open_source(path: str | Path, *, busy_timeout_ms: int = 30_000) -> sqlite3.C
         with p.open("rb") as fh:
             header = fh.read(16)
     except OSError as exc:
-        raise SourceError(f"cannot read source file {p}: {exc.strerror}", "check permissions") from exc
+        raise SourceError(
+            f"cannot read source file {p}: {exc.strerror}", "check permissions"
+        ) from exc
     if not header:
         raise SourceError(f"source file {p} is empty (0 bytes)", "is this the right file?")
     if header != SQLITE_HEADER:
@@ -122,9 +124,7 @@ def read_catalog(conn: sqlite3.Connection, path: str = "") -> SourceCatalog:
         if kind == "table":
             if name in virtual:
                 skipped.append(SkippedObject("virtual table", name, _virtual_reason(sql)))
-            elif kinds.get(name, ("table", False))[0] == "shadow" or any(
-                name.startswith(v + "_") for v in virtual
-            ):
+            elif _is_shadow(name, kinds, virtual):
                 continue  # storage of a virtual table, reported with it
             else:
                 tables.append(_read_table(conn, name, sql, sequences, kinds))
@@ -145,6 +145,25 @@ def read_catalog(conn: sqlite3.Connection, path: str = "") -> SourceCatalog:
                 )
             )
     return SourceCatalog(path, tuple(tables), tuple(views), tuple(skipped))
+
+
+_SHADOW_SUFFIXES = (
+    "_content", "_data", "_idx", "_docsize", "_config",  # fts5 (and fts3/4's content)
+    "_segments", "_segdir", "_stat",  # fts3/4
+    "_node", "_parent", "_rowid",  # rtree
+)  # fmt: skip
+
+
+def _is_shadow(name: str, kinds: dict[str, tuple[str, bool]], virtual: list[str]) -> bool:
+    """A virtual table's storage. PRAGMA table_list says so exactly (SQLite >= 3.37); older
+    versions only by name, and then only with the suffixes the built-in modules use, so that
+    a user's own ``docs_archive`` beside a virtual ``docs`` is still copied."""
+    if kinds:
+        return kinds.get(name, ("table", False))[0] == "shadow"
+    low = name.lower()
+    return any(
+        low.startswith(v.lower() + "_") and low[len(v) :] in _SHADOW_SUFFIXES for v in virtual
+    )
 
 
 def _virtual_reason(sql: str) -> str:
@@ -212,13 +231,15 @@ def _read_table(
 
 def _sql_without_rowid(sql: str) -> bool:
     toks = [t.text.upper() for t in tokenize(sql)]
-    return toks[-2:] == ["WITHOUT", "ROWID"] or "ROWID" in toks[-4:] and "WITHOUT" in toks[-5:]
+    return toks[-2:] == ["WITHOUT", "ROWID"] or ("ROWID" in toks[-4:] and "WITHOUT" in toks[-5:])
 
 
 def _read_indexes(conn: sqlite3.Connection, table: str) -> Iterator[SourceIndex]:
     sql_by_name = {
         r[0]: r[1]
-        for r in conn.execute("SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=?", (table,))
+        for r in conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type='index' AND tbl_name=?", (table,)
+        )
     }
     for idx in _rows(conn, f"PRAGMA index_list({qi(table)})"):
         name = idx["name"]
@@ -265,23 +286,49 @@ def _index_terms(sql: str) -> tuple[list[str], str | None]:
 def _read_foreign_keys(
     conn: sqlite3.Connection, table: str, own_pk: tuple[str, ...]
 ) -> Iterator[SourceForeignKey]:
+    """Foreign keys with every name spelled as its table/column declares it: SQLite matches
+    names case-insensitively, so ``REFERENCES ARTIST(ARTISTID)`` names ``Artist.ArtistId``."""
     rows = _rows(conn, f"PRAGMA foreign_key_list({qi(table)})")
     by_id: dict[int, list[sqlite3.Row]] = {}
     for r in rows:
         by_id.setdefault(r["id"], []).append(r)
+    own_columns = _column_names(conn, table)
     for fk_id in sorted(by_id, reverse=True):  # SQLite lists them last-declared first
         parts = sorted(by_id[fk_id], key=lambda r: r["seq"])
-        parent = parts[0]["table"]
+        parent = _table_named(conn, parts[0]["table"])
         ref_cols = tuple(r["to"] for r in parts)
         if any(c is None for c in ref_cols):
             ref_cols = own_pk if parent == table else _primary_key_of(conn, parent)
+        parent_columns = _column_names(conn, parent)
         yield SourceForeignKey(
-            columns=tuple(r["from"] for r in parts),
+            columns=tuple(_spelled(r["from"], own_columns) for r in parts),
             ref_table=parent,
-            ref_columns=tuple(ref_cols),
+            ref_columns=tuple(_spelled(c, parent_columns) for c in ref_cols),
             on_update=parts[0]["on_update"],
             on_delete=parts[0]["on_delete"],
         )
+
+
+def _table_named(conn: sqlite3.Connection, name: str) -> str:
+    row = conn.execute(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ? COLLATE NOCASE", (name,)
+    ).fetchone()
+    return str(row[0]) if row else name
+
+
+def _column_names(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [r["name"] for r in _rows(conn, f"PRAGMA table_xinfo({qi(table)})")]
+
+
+def _spelled(name: str, declared: list[str]) -> str:
+    if name in declared:
+        return name
+    folded = _ascii_lower(name)  # SQLite folds ASCII letters only
+    return next((d for d in declared if _ascii_lower(d) == folded), name)
+
+
+def _ascii_lower(name: str) -> str:
+    return name.encode("utf-8").lower().decode("utf-8")
 
 
 def _primary_key_of(conn: sqlite3.Connection, table: str) -> tuple[str, ...]:

@@ -22,7 +22,7 @@ _TOKEN = re.compile(
   | (?P<blob>[xX]'[0-9a-fA-F]*')
   | (?P<str>'(?:[^']|'')*')
   | (?P<qident>"(?:[^"]|"")*"|\[[^\]]*\]|`(?:[^`]|``)*`)
-  | (?P<num>(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|0[xX][0-9a-fA-F]+)
+  | (?P<num>0[xX][0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)
   | (?P<word>[A-Za-z_\u0080-\U0010ffff][A-Za-z0-9_$\u0080-\U0010ffff]*)
   | (?P<param>[?:@$][A-Za-z0-9_]*)
   | (?P<op>\|\||<<|>>|<=|>=|==|!=|<>|->>|->|[-+*/%<>=~&|(),.;])
@@ -257,19 +257,20 @@ _KEYWORDS = {
     "WITH",
     "RECURSIVE",
 }
-_STRFTIME = [
-    ("%Y", "YYYY"),
-    ("%m", "MM"),
-    ("%d", "DD"),
-    ("%H", "HH24"),
-    ("%M", "MI"),
-    ("%S", "SS"),
-    ("%f", "SS.MS"),
-    ("%j", "DDD"),
-    ("%%", "%"),
-]
+_STRFTIME = {
+    "Y": "YYYY",
+    "m": "MM",
+    "d": "DD",
+    "H": "HH24",
+    "M": "MI",
+    "S": "SS",
+    "f": "SS.MS",
+    "j": "DDD",
+}
 NOW_UTC = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
 NOW_TEXT = f"to_char({NOW_UTC}, 'YYYY-MM-DD HH24:MI:SS')"
+EPOCH_NOW = "floor(extract(epoch from CURRENT_TIMESTAMP))::bigint"
+JULIAN_NOW = "(extract(epoch from CURRENT_TIMESTAMP) / 86400 + 2440587.5)::double precision"
 
 
 def quote_ident(name: str) -> str:
@@ -289,17 +290,13 @@ class Translator:
         return self._tokens(tokenize(sql))
 
     def default(self, sql: str, pg_kind: str) -> str:
-        """A column default, typed for its column where SQLite's default is a time function."""
+        """A column default, typed for its column where SQLite's default is a time function
+        (CURRENT_TIMESTAMP on a timestamp column is the moment, not its text)."""
         now = _now_function(tokenize(sql))
         if now is not None:
-            kind, fmt = now
-            if pg_kind in ("timestamp", "timestamptz", "date", "time") and fmt is None:
-                return {
-                    "timestamp": NOW_UTC if kind != "local" else "LOCALTIMESTAMP",
-                    "timestamptz": "CURRENT_TIMESTAMP",
-                    "date": f"({NOW_UTC})::date" if kind != "local" else "CURRENT_DATE",
-                    "time": f"({NOW_UTC})::time" if kind != "local" else "LOCALTIME",
-                }[pg_kind]
+            typed = _typed_now(now, pg_kind)
+            if typed is not None:
+                return typed
         return self.expression(sql)
 
     def _tokens(self, tokens: list[Token]) -> str:
@@ -382,12 +379,7 @@ class Translator:
     def _function(self, name: str, args: list[Token]) -> str:
         now = _now_function([Token("word", name), Token("op", "("), *args, Token("op", ")")])
         if now is not None:
-            kind, fmt = now
-            base = "LOCALTIMESTAMP" if kind == "local" else NOW_UTC
-            if fmt == "%s":
-                return "extract(epoch from CURRENT_TIMESTAMP)::bigint::text"
-            pattern = fmt if fmt is not None else _DEFAULT_FORMATS[name]
-            return f"to_char({base}, '{_pg_format(pattern)}')"
+            return _now_value(now)
         if name == "CAST":
             parts = [i for i, t in enumerate(args) if t.is_word("AS")]
             if not parts:
@@ -410,22 +402,39 @@ class Translator:
 
 
 _DEFAULT_FORMATS = {
+    "CURRENT_TIMESTAMP": "%Y-%m-%d %H:%M:%S",
+    "CURRENT_DATE": "%Y-%m-%d",
+    "CURRENT_TIME": "%H:%M:%S",
     "DATETIME": "%Y-%m-%d %H:%M:%S",
     "DATE": "%Y-%m-%d",
     "TIME": "%H:%M:%S",
+    "JULIANDAY": "%J",
+    "UNIXEPOCH": "%s",
 }
+_DATETIME_FORMATS = {
+    f"%Y-%m-%d{sep}%H:%M:{sec}{z}" for sep in (" ", "T") for sec in ("%S", "%f") for z in ("", "Z")
+}
+_TIME_FORMATS = {"%H:%M:%S", "%H:%M:%f"}
 
 
-def _now_function(tokens: list[Token]) -> tuple[str, str | None] | None:
-    """Recognise CURRENT_TIMESTAMP, datetime('now'[, 'localtime']), strftime(fmt, 'now') ...
+@dataclass(frozen=True)
+class NowCall:
+    """A call that reads the clock: its strftime format and whether SQLite returns a number."""
 
-    Returns (utc|local, strftime format or None for the plain current moment)."""
+    local: bool
+    fmt: str
+    numeric: bool = False
+
+
+def _now_function(tokens: list[Token]) -> NowCall | None:
+    """Recognise CURRENT_TIMESTAMP, datetime('now'[, 'localtime']), strftime(fmt, 'now'),
+    julianday('now'), unixepoch('now') ..."""
     if len(tokens) == 1 and tokens[0].is_word("CURRENT_TIMESTAMP", "CURRENT_DATE", "CURRENT_TIME"):
-        return ("utc", None)
+        return NowCall(False, _DEFAULT_FORMATS[tokens[0].text.upper()])
     if len(tokens) < 3 or tokens[0].kind != "word" or tokens[1].text != "(":
         return None
     name = tokens[0].text.upper()
-    if name not in ("DATETIME", "DATE", "TIME", "STRFTIME"):
+    if name not in ("DATETIME", "DATE", "TIME", "STRFTIME", "JULIANDAY", "UNIXEPOCH"):
         return None
     args, end = paren_group(tokens, 1)
     if end != len(tokens):
@@ -434,31 +443,92 @@ def _now_function(tokens: list[Token]) -> tuple[str, str | None] | None:
     if not all(len(p) == 1 and p[0].kind == "str" for p in values):
         return None
     texts = [p[0].text[1:-1].replace("''", "'") for p in values]
-    fmt: str | None = None
     if name == "STRFTIME":
         if not texts:
             return None
         fmt, texts = texts[0], texts[1:]
+    else:
+        fmt = _DEFAULT_FORMATS[name]
     if not texts or texts[0].lower() != "now":
         return None
     modifiers = [t.lower() for t in texts[1:]]
     if modifiers not in ([], ["localtime"], ["utc"]):
         return None
-    kind = "local" if modifiers == ["localtime"] else "utc"
-    if fmt is not None:
-        if fmt == "%s":
-            return (kind, fmt)
-        return (kind, fmt)
-    return (kind, None) if name == "DATETIME" else (kind, _DEFAULT_FORMATS[name])
+    return NowCall(modifiers == ["localtime"], fmt, name in ("JULIANDAY", "UNIXEPOCH"))
+
+
+def _now_value(now: NowCall) -> str:
+    """The PostgreSQL expression giving what SQLite's call returns (text, or a number)."""
+    if now.fmt == "%s":
+        base = EPOCH_NOW if not now.local else "floor(extract(epoch from LOCALTIMESTAMP))::bigint"
+        return base if now.numeric else f"{base}::text"
+    if now.fmt == "%J":
+        if now.local:
+            raise Untranslatable("julianday('now', 'localtime')")
+        return JULIAN_NOW if now.numeric else f"{JULIAN_NOW}::text"
+    base = "LOCALTIMESTAMP" if now.local else NOW_UTC
+    return f"to_char({base}, '{_pg_format(now.fmt)}')"
+
+
+def _typed_now(now: NowCall, pg_kind: str) -> str | None:
+    """The clock as a value of the column's own type, where the format names exactly that."""
+    base = "LOCALTIMESTAMP" if now.local else NOW_UTC
+    fmt = now.fmt
+    if pg_kind == "timestamp":
+        if fmt in _DATETIME_FORMATS:
+            return base
+        if fmt == "%Y-%m-%d":
+            return f"date_trunc('day', {base})"
+    if pg_kind == "timestamptz":
+        if fmt in _DATETIME_FORMATS:
+            return "CURRENT_TIMESTAMP" if not now.local else f"({base} AT TIME ZONE 'UTC')"
+        if fmt == "%Y-%m-%d":
+            return f"(date_trunc('day', {base}) AT TIME ZONE 'UTC')"
+    if pg_kind == "date" and fmt == "%Y-%m-%d":
+        return f"({base})::date"
+    if pg_kind == "time" and fmt in _TIME_FORMATS:
+        return f"({base})::time"
+    if pg_kind in ("smallint", "integer", "bigint", "numeric", "double") and fmt == "%s":
+        return _now_value(NowCall(now.local, fmt, numeric=True))
+    if pg_kind in ("numeric", "double") and fmt == "%J":
+        return _now_value(NowCall(now.local, fmt, numeric=True))
+    return None
 
 
 def _pg_format(strftime_format: str) -> str:
-    out = strftime_format.replace("'", "''")
-    if re.search(r"%[^YmdHMSfj%]", out):
-        raise Untranslatable(f"strftime format {strftime_format!r}")
-    for src, dst in _STRFTIME:
-        out = out.replace(src, dst)
-    return out
+    """An strftime format as a to_char pattern (inside an SQL string literal). Literal text is
+    double-quoted so to_char never reads it as a pattern ('T' after 'DD' would be 'TH')."""
+    out: list[str] = []
+    literal = ""
+    i = 0
+    while i < len(strftime_format):
+        ch = strftime_format[i]
+        if ch == "%" and i + 1 < len(strftime_format):
+            code = strftime_format[i + 1]
+            i += 2
+            if code == "%":
+                literal += "%"
+                continue
+            if code not in _STRFTIME:
+                raise Untranslatable(f"strftime format {strftime_format!r}")
+            if literal:
+                out.append(_to_char_literal(literal))
+                literal = ""
+            out.append(_STRFTIME[code])
+            continue
+        if ch == "%":
+            raise Untranslatable(f"strftime format {strftime_format!r}")
+        literal += ch
+        i += 1
+    if literal:
+        out.append(_to_char_literal(literal))
+    return "".join(out).replace("'", "''")
+
+
+def _to_char_literal(text: str) -> str:
+    if all(ch in " -:/.,;" for ch in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _join(pieces: list[str]) -> str:

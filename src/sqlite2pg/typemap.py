@@ -63,7 +63,12 @@ def candidate_type(col: SourceColumn, opts: TypeOptions) -> tuple[PgType | None,
             return PgType("smallint"), f"{base}: smallint when the values fit"
         return PgType("bigint"), "INTEGER affinity: SQLite integers are 64-bit"
     if any(s in base for s in ("CHAR", "CLOB", "TEXT")) or base in ("STRING", "NTEXT", "ENUM"):
-        if n1 is not None and not opts.varchar_as_text and base.split()[0] in _STRINGS_WITH_LENGTH:
+        words = base.split()
+        if (
+            n1 is not None
+            and not opts.varchar_as_text
+            and any(w in _STRINGS_WITH_LENGTH for w in words)
+        ):
             return PgType("varchar", length=n1), f"{base}({n1}) -> varchar({n1})"
         return PgType("text"), "TEXT affinity"
     if base in _BYTES or "BLOB" in base:
@@ -83,42 +88,74 @@ def dirty_sql(t: PgType, c: str) -> str:
     k = t.kind
     if k in ("bigint", "integer", "smallint"):
         return f"typeof({c}) NOT IN ('integer','null')"
+    # No abs() here: abs(-9223372036854775808) is an "integer overflow" error in SQLite.
     if k == "double":
         return (
-            f"(typeof({c}) NOT IN ('integer','real','null') OR "
-            f"(typeof({c}) = 'integer' AND abs({c}) > 9007199254740992))"
+            f"(typeof({c}) NOT IN ('integer','real','null') OR (typeof({c}) = 'integer' AND "
+            f"({c} > 9007199254740992 OR {c} < -9007199254740992)))"
         )
     if k == "numeric":
-        return f"(typeof({c}) NOT IN ('integer','real','null') OR abs({c}) > 1.7976931348623157e308)"
+        return (
+            f"(typeof({c}) NOT IN ('integer','real','null') OR (typeof({c}) = 'real' AND "
+            f"({c} > 1.7976931348623157e308 OR {c} < -1.7976931348623157e308)))"
+        )
     if k in ("text", "varchar"):
         return f"(typeof({c}) NOT IN ('text','null') OR instr(CAST({c} AS BLOB), x'00') > 0)"
     if k == "bytea":
         return f"typeof({c}) NOT IN ('blob','null')"
     if k == "boolean":
         return f"NOT ({c} IS NULL OR (typeof({c}) = 'integer' AND {c} IN (0, 1)))"
+    # Dates go through julianday() so that SQLite normalises impossible ones ('2023-02-30'
+    # formats as itself, but its julian day is March 2nd); year 0 exists in SQLite only.
     if k in ("timestamp", "timestamptz"):
         return (
-            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND ("
-            f"{c} = strftime('%Y-%m-%d %H:%M:%S', {c}) OR {c} = strftime('%Y-%m-%d %H:%M:%f', {c})"
-            f" OR {c} = date({c}))))"
+            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {c} >= '0001-01-01' AND ("
+            f"{c} = strftime('%Y-%m-%d %H:%M:%S', julianday({c})) OR "
+            f"{c} = strftime('%Y-%m-%d %H:%M:%f', julianday({c})) OR "
+            f"{c} = date(julianday({c})))))"
         )
     if k == "date":
-        return f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {c} = date({c})))"
+        return (
+            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {c} >= '0001-01-01' AND "
+            f"{c} = date(julianday({c}))))"
+        )
     if k == "time":
         return (
             f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND ({c} = time({c}) OR "
             f"{c} = strftime('%H:%M:%f', {c}))))"
         )
     if k == "jsonb":
+        # PostgreSQL's jsonb refuses \u0000 and unpaired surrogate escapes that json_valid
+        # accepts: such documents (and any document JSON5 might let through) are checked in
+        # Python. SQLite 3.42 to 3.44 accept JSON5 in json_valid() and have no strict mode.
+        valid = _strict_json_valid(c)
+        if valid is None:
+            return f"{c} IS NOT NULL"
         return (
-            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND json_valid({c}) AND "
-            f"instr({c}, '\\u0000') = 0))"
+            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {valid} AND "
+            f"instr(CAST({c} AS BLOB), x'00') = 0 AND "
+            f"instr({c}, '\\u0000') = 0 AND {c} NOT GLOB '*\\u[dD][89a-fA-F]*'))"
         )
     if k == "uuid":
         hx = "[0-9a-fA-F]"
         pattern = "-".join(hx * n for n in (8, 4, 4, 4, 12))
-        return f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {c} GLOB '{pattern}'))"
+        return (
+            f"NOT ({c} IS NULL OR (typeof({c}) = 'text' AND {c} GLOB '{pattern}' AND "
+            f"instr(CAST({c} AS BLOB), x'00') = 0))"
+        )
     raise ValueError(k)
+
+
+def _strict_json_valid(c: str) -> str | None:
+    """SQL true for RFC 8259 JSON in this SQLite version (None: no such test)."""
+    import sqlite3
+
+    version = sqlite3.sqlite_version_info
+    if version >= (3, 45, 0):
+        return f"json_valid({c}, 1)"
+    if version >= (3, 42, 0):
+        return None
+    return f"json_valid({c})"
 
 
 @dataclass(frozen=True)
@@ -162,7 +199,9 @@ def profile_query(table_sql: str, columns: list[tuple[str, PgType | None]]) -> P
         exprs.append(expr)
 
     for name, cand in columns:
-        c = qi(name)
+        # Comparisons name BINARY: a column declared with the application's own collation
+        # (registered in its process, not ours) would otherwise fail the whole query.
+        c = f"({qi(name)} COLLATE BINARY)"
         add(name, "nonnull", f"count({c})")
         if cand is None or cand.kind in ("smallint", "integer", "bigint"):
             add(name, "int_min", f"min(CASE WHEN typeof({c}) = 'integer' THEN {c} END)")
@@ -180,8 +219,8 @@ def profile_query(table_sql: str, columns: list[tuple[str, PgType | None]]) -> P
             add(
                 name,
                 "texts",  # reused: count of numbers that do not fit numeric(p,s)
-                f"sum(typeof({c}) IN ('integer','real') AND (abs({c}) >= {limit} OR "
-                f"round({c}, {scale}) <> {c}))",
+                f"sum(typeof({c}) IN ('integer','real') AND ({c} >= {limit} OR "
+                f"{c} <= -{limit} OR (typeof({c}) = 'real' AND round({c}, {scale}) <> {c})))",
             )
         add(name, "dirty", f"sum({dirty_sql(cand, c)})")
     select = ", ".join(["count(*)", *exprs])
@@ -197,19 +236,23 @@ def decide(
         return (*_from_values(prof), warnings)
     if cand.kind == "smallint":
         lo, hi = prof.int_min, prof.int_max
-        if lo is not None and hi is not None and not (-32768 <= lo and hi <= 32767):
+        if lo is not None and hi is not None and not (lo >= -32768 and hi <= 32767):
             return PgType("bigint"), f"{why}; values exceed smallint -> bigint", warnings
     if cand.kind == "bigint" and opts.int32:
         lo, hi = prof.int_min, prof.int_max
-        if lo is None or (-(2**31) <= lo and hi is not None and hi < 2**31):
+        if lo is None or (lo >= -(2**31) and hi is not None and hi < 2**31):
             return PgType("integer"), f"{why}; int32 option and values fit -> integer", warnings
-    if cand.kind == "varchar" and cand.length is not None:
-        if prof.max_text_chars is not None and prof.max_text_chars > cand.length:
-            warnings.append(
-                f"{col.declared_type} holds values up to {prof.max_text_chars} characters "
-                "(SQLite ignores declared lengths): mapped to text"
-            )
-            return PgType("text"), f"{why}; longer values present -> text", warnings
+    if (
+        cand.kind == "varchar"
+        and cand.length is not None
+        and prof.max_text_chars is not None
+        and prof.max_text_chars > cand.length
+    ):
+        warnings.append(
+            f"{col.declared_type} holds values up to {prof.max_text_chars} characters "
+            "(SQLite ignores declared lengths): mapped to text"
+        )
+        return PgType("text"), f"{why}; longer values present -> text", warnings
     if cand.kind == "numeric" and cand.precision is not None and prof.texts:
         warnings.append(
             f"{prof.texts} value(s) do not fit {cand.sql} (SQLite does not enforce it): "
