@@ -1234,3 +1234,26 @@ def test_foreign_keys_that_cannot_be_created_are_reported(tmp_path: Path, pg_url
     assert len(fk_warnings) == 3
     assert any("missing_column" in w for w in fk_warnings)
     assert any("no_such_table" in w and "no table" in w for w in fk_warnings)
+
+
+def test_sqlalchemy_style_boolean_checks_and_partial_indexes(tmp_path: Path, pg_url: str) -> None:
+    script = """
+    CREATE TABLE users (
+      id INTEGER PRIMARY KEY, email TEXT,
+      is_active BOOLEAN NOT NULL DEFAULT 1 CHECK (is_active IN (0, 1)),
+      is_admin BOOLEAN CHECK (is_admin IN (0, 1))
+    );
+    CREATE UNIQUE INDEX users_active_email ON users (email) WHERE is_active = 1;
+    """
+    rows = {"users": [(1, "a@x", 1, 0), (2, "a@x", 0, None), (3, "b@x", 1, 1)]}
+    report, _ = migrate(tmp_path, pg_url, script, rows)
+    assert report.status == "ok"
+    assert report.warnings == []
+    checks = [c[4] for c in constraints(pg_url, "users") if c[1] == "c"]
+    assert len(checks) == 2
+    indexes = dict(
+        fetch(pg_url, "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'users'")
+    )
+    assert "WHERE (is_active = true)" in indexes["users_active_email"]
+    with psycopg.connect(pg_url) as conn, pytest.raises(pgerr.UniqueViolation):
+        conn.execute("INSERT INTO users (email, is_active) VALUES ('b@x', true)")

@@ -185,7 +185,14 @@ def _plan_table(
                 return quote_ident(dst)
         return None
 
-    translator = Translator(resolve_col, lambda declared: _declared_sql(declared, opts))
+    boolean_cols = {
+        c.lower() for c, (cand, _) in cands.items() if cand is not None and cand.kind == "boolean"
+    }
+    translator = Translator(
+        resolve_col,
+        lambda declared: _declared_sql(declared, opts),
+        lambda ident: ident.lower() in boolean_cols,
+    )
     columns: list[ColumnPlan] = []
     for col in t.columns:
         cand, why = cands[col.name]

@@ -278,8 +278,10 @@ def _index_terms(sql: str) -> tuple[list[str], str | None]:
             term = term[:-2]
         terms.append(join_tokens(term))
     where = None
+    while toks and toks[-1].text == ";":
+        toks.pop()
     if end < len(toks) and toks[end].is_word("WHERE"):
-        where = join_tokens(toks[end + 1 :]).rstrip(";")
+        where = join_tokens(toks[end + 1 :])
     return terms, where
 
 

@@ -178,9 +178,11 @@ def parse_create_table(sql: str) -> TableDetails:
 def view_select(sql: str) -> str:
     """The SELECT of a CREATE VIEW statement."""
     tokens = tokenize(sql)
+    while tokens and tokens[-1].text == ";":
+        tokens.pop()
     for i, tok in enumerate(tokens):
         if tok.is_word("AS") and i + 1 < len(tokens):
-            return join_tokens(tokens[i + 1 :]).rstrip(";")
+            return join_tokens(tokens[i + 1 :])
     raise Untranslatable("no AS in CREATE VIEW")
 
 
@@ -285,9 +287,20 @@ class Translator:
 
     resolve: Callable[[str], str | None]
     type_sql: Callable[[str], str] = lambda declared: "text"
+    # True for a column that becomes boolean: SQLite compares it with 0 and 1
+    # (SQLAlchemy writes CHECK (flag IN (0, 1))), PostgreSQL with false and true.
+    is_boolean: Callable[[str], bool] = lambda ident: False
 
     def expression(self, sql: str) -> str:
-        return self._tokens(tokenize(sql))
+        tokens = tokenize(sql)
+        depth = 0
+        for tok in tokens:
+            depth += {"(": 1, ")": -1}.get(tok.text, 0)
+            if depth < 0:
+                break
+        if depth:
+            raise Untranslatable("unbalanced parentheses")
+        return self._tokens(tokens)
 
     def default(self, sql: str, pg_kind: str) -> str:
         """A column default, typed for its column where SQLite's default is a time function
@@ -367,6 +380,10 @@ class Translator:
                 resolved = self.resolve(tok.ident)
                 if resolved is not None:
                     yield resolved
+                    if self.is_boolean(tok.ident):
+                        pieces, i = _boolean_comparison(tokens, i + 1)
+                        yield from pieces
+                        continue
                 elif tok.text.startswith('"'):
                     # SQLite reads an unknown double-quoted name as a string literal.
                     yield "'" + tok.ident.replace("'", "''") + "'"
@@ -399,6 +416,30 @@ class Translator:
         if name == "COUNT" and not args:
             inner = ""
         return f"{_FUNCTIONS[name]}({inner})"
+
+
+_BOOL_LITERALS = {"0": "false", "1": "true"}
+
+
+def _boolean_comparison(tokens: list[Token], i: int) -> tuple[list[str], int]:
+    """After a boolean column: ``= 1``, ``<> 0``, ``IN (0, 1)``, ``NOT IN (1)`` with the
+    numbers as false/true. Returns the pieces and the index after them (nothing matched: [])."""
+    n = len(tokens)
+    if i + 1 < n and tokens[i].text in ("=", "==", "!=", "<>"):
+        lit = tokens[i + 1]
+        if lit.kind == "num" and lit.text in _BOOL_LITERALS:
+            op = "=" if tokens[i].text == "==" else tokens[i].text
+            return [op, _BOOL_LITERALS[lit.text]], i + 2
+    j = i + 1 if i < n and tokens[i].is_word("NOT") else i
+    if j + 1 < n and tokens[j].is_word("IN") and tokens[j + 1].text == "(":
+        inner, end = paren_group(tokens, j + 1)
+        items = split_top(inner)
+        if items and all(
+            len(p) == 1 and p[0].kind == "num" and p[0].text in _BOOL_LITERALS for p in items
+        ):
+            values = ", ".join(_BOOL_LITERALS[p[0].text] for p in items)
+            return [*(["NOT"] if j > i else []), "IN", f"({values})"], end
+    return [], i
 
 
 _DEFAULT_FORMATS = {
