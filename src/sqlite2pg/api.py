@@ -10,10 +10,11 @@ from typing import Any
 from .config import Config, VerifyLevel, load_config
 from .errors import InputError
 from .model import MigrationPlan, Rejection
-from .pipeline import Observer, RunReport, SyncOptions, run_sync, state_path
+from .pipeline import Observer, RunReport, SyncOptions, report_dir, run_sync, state_path
 from .plan import build_plan
+from .report import latest_report, load_report, render_html
 from .source import open_source, read_catalog, snapshot
-from .state import StateDB
+from .state import RunRecord, StateDB
 from .target import EMBEDDED_DIR, start_embedded, stop_embedded
 
 
@@ -220,12 +221,47 @@ def demo(workdir: Path | None = None, observer: Observer | None = None) -> DemoR
     return DemoResult(db, url, full, changed, incremental)
 
 
+def report_path(run_id: str | None = None, *, config: str | Path | Config | None = None) -> Path:
+    """The HTML page of a run's report (default: the latest run) in the report directory."""
+    cfg = load(config)
+    folder = report_dir(cfg)
+    path = latest_report(folder, run_id)
+    if path is None:
+        what = f"for run {run_id} " if run_id else ""
+        raise InputError(
+            f"no report {what}in {folder}",
+            "run `sqlite2pg sync` first, or pass -c with the config whose report_dir holds it",
+        )
+    if path.suffix == ".json":  # a run from before HTML pages: draw its page now
+        page = path.with_suffix(".html")
+        page.write_text(render_html(load_report(path)), encoding="utf-8")
+        path = page
+    return path
+
+
+def history(
+    *, config: str | Path | Config | None = None, state: str | None = None, limit: int = 20
+) -> list[RunRecord]:
+    """Past runs, newest first, from the local state database."""
+    cfg = load(config)
+    path = state_path(cfg, state)
+    if not path.exists():
+        raise InputError(f"no state database at {path}", "run a sync first, or pass --state")
+    db = StateDB(path)
+    try:
+        return db.runs(limit=limit)
+    finally:
+        db.close()
+
+
 __all__ = [
     "DemoResult",
     "demo",
+    "history",
     "init_config",
     "plan",
     "rejects",
+    "report_path",
     "sample",
     "server_stop",
     "server_url",

@@ -17,7 +17,15 @@ import click
 
 from . import api
 from .errors import EXIT_FAILED, EXIT_INPUT, Sqlite2pgError
-from .render import ProgressObserver, console, render_plan, render_rejects, render_sync
+from .render import (
+    ProgressObserver,
+    console,
+    render_history,
+    render_plan,
+    render_rejects,
+    render_sync,
+)
+from .report import load_report, render_summary, run_points
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -169,6 +177,42 @@ def rejects(
         click.echo(json.dumps({"run_id": rid, "rejects": [r.__dict__ for r in items]}, default=str))
     else:
         render_rejects(rid, items)
+
+
+@main.command(epilog="Example:\n\n  sqlite2pg report --open")
+@click.argument("run_id", required=False)
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("--open", "open_page", is_flag=True, help="Open the HTML page in a browser.")
+@handle_errors
+def report(run_id: str | None, config: str | None, open_page: bool) -> None:
+    """Summarise a run's report and print the path of its HTML page (default: the latest run).
+
+    RUN_ID may be a unique prefix of a run id.
+    """
+    path = api.report_path(run_id, config=config)
+    if open_page:
+        import webbrowser
+
+        if not webbrowser.open(path.as_uri()):
+            click.echo(f"no browser found; open {path}", err=True)
+        click.echo(str(path))
+        return
+    click.echo(render_summary(load_report(path)))
+
+
+@main.command(epilog="Example:\n\n  sqlite2pg history --limit 10")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("--state", help="Local state database.")
+@click.option("--limit", type=int, default=20, show_default=True, help="Runs to list.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON array.")
+@handle_errors
+def history(config: str | None, state: str | None, limit: int, as_json: bool) -> None:
+    """List past runs, newest first: status, rows inserted/updated/deleted/rejected, duration."""
+    points = run_points(api.history(config=config, state=state, limit=limit))
+    if as_json:
+        click.echo(json.dumps([p.as_dict() for p in points], indent=2))
+    else:
+        render_history(points)
 
 
 @main.group(epilog="Example:\n\n  sqlite2pg server start")

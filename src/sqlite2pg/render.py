@@ -10,6 +10,7 @@ from rich.table import Table
 
 from .model import MigrationPlan, Rejection, TableResult
 from .pipeline import RunReport
+from .report import HistoryPoint
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -130,4 +131,30 @@ def render_rejects(run_id: str | None, items: Sequence[Rejection]) -> None:
     for r in items:
         key = ", ".join(f"{k}={v}" for k, v in r.key.items())
         table.add_row(r.table, key, r.column, r.value, r.reason)
+    console.print(table)
+
+
+def render_history(points: Sequence[HistoryPoint]) -> None:
+    if not points:
+        console.print("no runs yet")
+        return
+    colours = {"ok": "green", "rejected": "yellow", "differences": "yellow", "failed": "red"}
+    table = Table(title="runs, newest first")
+    table.add_column("run", no_wrap=True)
+    table.add_column("started", no_wrap=True)
+    table.add_column("status")
+    for col in ("inserted", "updated", "deleted", "rejected", "seconds"):
+        table.add_column(col, justify="right")
+    for p in points:
+        colour = colours.get(p.status, "white")
+        table.add_row(
+            p.run_id if p.command == "sync" else f"{p.run_id} ({p.command})",
+            p.started_at[5:16].replace("T", " "),
+            f"[{colour}]{p.status}[/{colour}]",
+            f"{p.inserted:,}",
+            f"{p.updated:,}",
+            f"{p.deleted:,}",
+            f"[red]{p.rejected:,}[/red]" if p.rejected else "0",
+            "-" if p.seconds is None else f"{p.seconds:.1f}",
+        )
     console.print(table)
