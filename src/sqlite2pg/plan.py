@@ -28,7 +28,7 @@ from .model import (
     ViewPlan,
 )
 from .naming import apply_policy, generated_name, too_long
-from .source import qi
+from .source import corrupt_source, qi
 from .sqlite_sql import Token, Translator, Untranslatable, quote_ident, tokenize
 from .typemap import TypeOptions, candidate_type, decide, profile_query
 
@@ -86,8 +86,18 @@ def selected_tables(catalog: SourceCatalog, cfg: Config) -> list[SourceTable]:
     return out
 
 
-def build_plan(conn: sqlite3.Connection, catalog: SourceCatalog, cfg: Config) -> MigrationPlan:
-    """Profile every selected table (one scan each) and decide the whole target schema."""
+def build_plan(
+    conn: sqlite3.Connection,
+    catalog: SourceCatalog,
+    cfg: Config,
+    *,
+    known: dict[str, dict[str, str]] | None = None,
+) -> MigrationPlan:
+    """Profile every selected table (one scan each) and decide the whole target schema.
+
+    ``known`` (source table -> source column -> PostgreSQL type, from the last sync) keeps the
+    types of columns that already exist in the target; a table whose columns are all known is
+    not scanned at all (an incremental run must not read every row to plan)."""
     opts = TypeOptions(**cfg.types.model_dump())
     warnings: list[str] = []
     tables = selected_tables(catalog, cfg)
@@ -101,7 +111,10 @@ def build_plan(conn: sqlite3.Connection, catalog: SourceCatalog, cfg: Config) ->
     columns_of = {t.name: {c.name for c in t.columns} for t in catalog.tables}
     for t in tables:
         plans.append(
-            _plan_table(conn, t, cfg, opts, table_names, relation_names, columns_of, warnings)
+            _plan_table(
+                conn, t, cfg, opts, table_names, relation_names, columns_of, warnings,
+                (known or {}).get(t.name),
+            )
         )
     views = _plan_views(catalog, cfg, table_names, {p.source.name: p for p in plans}, warnings)
     needs_nocase = any(c.collation == "nocase" for p in plans for c in p.columns) or any(
@@ -149,6 +162,7 @@ def _plan_table(
     relation_names: set[str],
     columns_of: dict[str, set[str]],
     warnings: list[str],
+    known: dict[str, str] | None = None,
 ) -> TablePlan:
     tcfg = cfg.table(t.name)
     name = table_names[t.name]
@@ -173,11 +187,24 @@ def _plan_table(
     for col in t.columns:
         if col.name in overrides:
             cands[col.name] = (overrides[col.name], "type set in the config")
+        elif known and col.name in known:
+            overrides[col.name] = parse_pg_type(known[col.name])
+            cands[col.name] = (overrides[col.name], "type of the existing target column")
         else:
             cands[col.name] = candidate_type(col, opts)
-    query = profile_query(qi(t.name), [(c, cand) for c, (cand, _) in cands.items()])
-    row = conn.execute(query.sql).fetchone()
-    count, profiles = query.parse(tuple(row))
+    if known and all(c.name in overrides for c in t.columns):
+        # nothing to decide: no scan; every value goes through its converter (dirty)
+        count, profiles = 0, {c.name: ColumnProfile(dirty=1) for c in t.columns}
+    else:
+        query = profile_query(qi(t.name), [(c, cand) for c, (cand, _) in cands.items()])
+        try:
+            row = conn.execute(query.sql).fetchone()
+        except sqlite3.DatabaseError as exc:
+            error = corrupt_source(exc, f"table {t.name!r}")
+            if error is None:
+                raise
+            raise error from exc
+        count, profiles = query.parse(tuple(row))
 
     def resolve_col(ident: str) -> str | None:
         for src, dst in col_names.items():
@@ -455,11 +482,35 @@ def _plan_index(
     return IndexPlan(name=name, unique=idx.unique, sql=sql, is_constraint=idx.origin == "u")
 
 
+TIMESTAMP_NAMES = {
+    "updatedat", "modifiedat", "lastmodified", "lastmodifiedat", "lastupdate", "lastupdated",
+    "lastupdatedat", "updatedon", "modifiedon", "datemodified", "modifieddate", "updatedate",
+    "updatetime", "modifytime", "mtime", "updated", "modified",
+}  # fmt: skip
+
+
+def timestamp_column(t: SourceTable) -> str | None:
+    """A "last modified" column: named like updated_at/modified_at/last_modified/... (case
+    and underscores ignored) and declared DATETIME or TIMESTAMP."""
+    for c in t.columns:
+        declared = c.declared_type.upper()
+        if c.name.lower().replace("_", "") in TIMESTAMP_NAMES and (
+            "DATETIME" in declared or "TIMESTAMP" in declared
+        ):
+            return c.name
+    return None
+
+
 def _strategy(t: SourceTable, tcfg: TableConfig) -> tuple[str, str | None]:
     if tcfg.strategy != "auto":
+        if tcfg.strategy == "timestamp" and tcfg.column is None:
+            return "timestamp", timestamp_column(t)
         return tcfg.strategy, tcfg.column
     if not t.primary_key:
         return "full", None
+    column = timestamp_column(t)
+    if column is not None:
+        return "timestamp", column
     return "hash", None
 
 
