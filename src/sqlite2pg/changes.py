@@ -1,0 +1,1014 @@
+"""Change detection: which source rows changed since the last sync, one strategy per table.
+
+Every strategy answers one question through one small interface (:class:`Strategy`): for a
+table, inside the run's single SQLite snapshot and the run's PostgreSQL transaction, *which
+source rows must be upserted and which target keys deleted*, and what state the next run
+needs. The same contract test runs against every implementation (tests/test_changes_contract.py).
+
+* ``hash`` (default with a primary key): 64-row buckets fingerprinted inside SQLite
+  (see :mod:`hashing`); only buckets whose fingerprint differs from the last sync are read,
+  and PostgreSQL decides row by row what really changed (``IS DISTINCT FROM``). WITHOUT ROWID
+  tables have no rowid to bucket by and are compared whole every run.
+* ``timestamp``: rows whose cursor column is at or after the last high-water mark minus a
+  look-back window, plus every row whose cursor is NULL; deletes by comparing key sets.
+* ``append``: rows whose growing integer key is above the last high-water mark; deletes by
+  comparing key sets. Updates are not looked for (insert-only tables).
+* ``triggers``: keys written by triggers into a change-log table in the source file.
+* ``full``: the whole table (tables without a primary key are reloaded whole, and skipped when
+  their fingerprint did not change; tables with one are compared whole).
+
+Key sets are compared cheaply for integer keys: per key range the count and sums of the key
+columns on both sides; a range one row short names the missing key directly, other differing
+ranges are listed key by key.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
+
+import psycopg
+
+from .config import Config, TableConfig
+from .convert import PolicyApplied, Reject, column_converter, parse_timestamp
+from .errors import PlanError, SourceError
+from .hashing import BUCKET_BITS, BUCKET_ROWS, BucketReader, key_texts, parse_keys, text_expr
+from .hashing import table_fingerprint
+from .model import SourceCatalog, TablePlan
+from .plan import timestamp_column
+from .schema import qname
+from .source import CHANGE_LOG_TABLE, RawText, qi
+from .sqlite_sql import quote_ident as pqi
+from .syncstate import STATE_SCHEMA, SyncedTable
+
+Cursor = psycopg.Cursor[Any]
+Key = tuple[object, ...]
+
+STATE_DDL = f"""
+CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.hash_buckets (
+    target_schema text NOT NULL,
+    source_table text NOT NULL,
+    bucket bigint NOT NULL,
+    h bigint,
+    n integer NOT NULL,
+    keys bytea NOT NULL,
+    PRIMARY KEY (target_schema, source_table, bucket)
+);
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.pending_rows (
+    target_schema text NOT NULL,
+    source_table text NOT NULL,
+    key bytea NOT NULL,
+    PRIMARY KEY (target_schema, source_table, key)
+);
+"""
+
+INTEGER_KINDS = ("bigint", "integer", "smallint")
+KEY_CHUNK = 2000  # keys per source query (SQLite allows 32766 parameters)
+
+
+def ensure_state(cur: Cursor) -> None:
+    cur.execute(STATE_DDL)
+
+
+# --------------------------------------------------------------------------- records
+
+
+@dataclass
+class Context:
+    """What a strategy may use: the run's snapshot and transaction, nothing else."""
+
+    cur: Cursor
+    sconn: sqlite3.Connection
+    schema: str
+    cfg: Config
+    source_path: str
+
+    def target(self, t: TablePlan) -> str:
+        return qname(self.schema, t.name)
+
+
+@dataclass
+class Detected:
+    """One table's changes: what to copy from the source, what to delete in the target."""
+
+    selections: list[tuple[str, tuple[object, ...]]] = field(default_factory=list)
+    deletes: list[Key] = field(default_factory=list)  # primary keys as the target holds them
+    high_water: str | None = None
+    source_rows: int | None = None
+    compare: bool = False  # selections cover the whole table: delete what was not staged
+    reload: bool = False  # no primary key: replace every row
+    save: Callable[[Cursor, list[Key]], None] | None = None  # gets the rejected source keys
+    after_commit: Callable[[], None] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return not self.selections and not self.deletes and not self.reload
+
+
+class Strategy(Protocol):
+    name: ClassVar[str]
+
+    def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
+        """State after a full load of ``t`` (same transaction); returns the high-water mark."""
+        ...
+
+    def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
+        """Changes since ``prev`` in the current snapshot; writes nothing to the target."""
+        ...
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def pk_source(t: TablePlan) -> list[str]:
+    return list(t.source.primary_key)
+
+
+def pk_target(t: TablePlan) -> list[str]:
+    return [t.column_by_source(c).name for c in t.source.primary_key]
+
+
+def integer_key(t: TablePlan) -> bool:
+    """Primary key made only of integer columns (cheap range comparisons)."""
+    if not t.source.primary_key:
+        return False
+    return all(t.column_by_source(c).type.kind in INTEGER_KINDS for c in t.source.primary_key)
+
+
+def has_rowid(t: TablePlan) -> bool:
+    return not t.source.without_rowid
+
+
+def copied_source_columns(t: TablePlan) -> list[str]:
+    return [c.source.name for c in t.copy_columns]
+
+
+def where_keys(t: TablePlan, keys: Sequence[Key]) -> list[tuple[str, tuple[object, ...]]]:
+    """WHERE clauses (chunked) selecting the source rows with these primary keys, by index."""
+    cols = pk_source(t)
+    table = qi(t.source.name)
+    out: list[tuple[str, tuple[object, ...]]] = []
+    per = max(1, KEY_CHUNK // max(1, len(cols)))
+    for i in range(0, len(keys), per):
+        chunk = keys[i : i + per]
+        values = ", ".join("(" + ", ".join("?" * len(cols)) + ")" for _ in chunk)
+        on = " AND ".join(f"s.{qi(c)} = v.column{j + 1}" for j, c in enumerate(cols))
+        lhs = "(" + ", ".join(qi(c) for c in cols) + ")"
+        sel = ", ".join(f"s.{qi(c)}" for c in cols)
+        if len(cols) == 1:
+            lhs = qi(cols[0])
+        where = f" WHERE {lhs} IN (SELECT {sel} FROM (VALUES {values}) AS v JOIN {table} AS s ON {on})"
+        out.append((where, tuple(v for k in chunk for v in k)))
+    return out
+
+
+def existing_keys(sconn: sqlite3.Connection, t: TablePlan, keys: Sequence[Key]) -> set[Key]:
+    """Which of these keys the source holds now (exact typed values)."""
+    cols = ", ".join(qi(c) for c in pk_source(t))
+    found: set[Key] = set()
+    with lenient_text(sconn):
+        for where, params in where_keys(t, keys):
+            for row in sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}{where}", params):
+                found.add(tuple(row))
+    return found
+
+
+def to_target_keys(t: TablePlan, keys: Iterable[Key]) -> list[Key]:
+    """Source key values -> the values the target holds (through the columns' converters);
+    a key that cannot be converted cannot be in the target and is left out."""
+    convs = [column_converter(t.column_by_source(c)) for c in t.source.primary_key]
+    out: list[Key] = []
+    for k in keys:
+        if any(isinstance(v, RawText) for v in k):
+            continue
+        vals: list[object] = []
+        try:
+            for conv, v in zip(convs, k, strict=True):
+                if v is None:
+                    vals.append(None)
+                    continue
+                try:
+                    vals.append(conv(v))
+                except PolicyApplied as applied:
+                    vals.append(applied.value)
+        except Reject:
+            continue
+        out.append(tuple(vals))
+    return out
+
+
+def source_count(sconn: sqlite3.Connection, t: TablePlan) -> int:
+    return int(sconn.execute(f"SELECT count(*) FROM {qi(t.source.name)}").fetchone()[0])
+
+
+def _json_value(v: object) -> str | None:
+    return None if v is None else json.dumps(v)
+
+
+def _from_json(text: str | None) -> object:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # written by an older version: the raw text
+
+
+# ---- pending (rejected) rows of strategies that do not look at every row again
+
+
+def load_pending(ctx: Context, t: TablePlan) -> list[Key]:
+    ctx.cur.execute(
+        f"SELECT key FROM {STATE_SCHEMA}.pending_rows WHERE target_schema = %s AND source_table = %s",
+        (ctx.schema, t.source.name),
+    )
+    keys: list[Key] = []
+    for (k,) in ctx.cur.fetchall():
+        keys.extend(parse_keys(bytes(k)))
+    return keys
+
+
+def save_pending(ctx: Context, t: TablePlan, rejected: Sequence[Key]) -> None:
+    ctx.cur.execute(
+        f"DELETE FROM {STATE_SCHEMA}.pending_rows WHERE target_schema = %s AND source_table = %s",
+        (ctx.schema, t.source.name),
+    )
+    texts = sorted(set(key_texts(ctx.sconn, rejected)))
+    if texts:
+        with ctx.cur.copy(
+            f"COPY {STATE_SCHEMA}.pending_rows (target_schema, source_table, key) FROM STDIN"
+        ) as cp:
+            for k in texts:
+                cp.write_row((ctx.schema, t.source.name, k))
+
+
+def missing_in_target(ctx: Context, t: TablePlan) -> list[Key]:
+    """Source keys the target lacks (rows rejected by a full load)."""
+    _, missing = key_diff(ctx, t, set())
+    return missing
+
+
+# --------------------------------------------------------------------------- key sets
+
+
+def _text(b: bytes) -> object:
+    try:
+        return b.decode("utf-8")
+    except UnicodeDecodeError:
+        return RawText(b)  # cannot be a key in PostgreSQL; left out of key comparisons
+
+
+@contextmanager
+def lenient_text(sconn: sqlite3.Connection) -> Iterator[None]:
+    """Text that is not valid UTF-8 comes back as RawText instead of failing the query."""
+    old = sconn.text_factory
+    sconn.text_factory = _text
+    try:
+        yield
+    finally:
+        sconn.text_factory = old
+
+
+def key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[list[Key], list[Key]]:
+    """Compare the key sets of source and target.
+
+    ``upserts`` are source keys this run copies anyway. Returns (target keys the source no
+    longer has -> delete, source keys the target lacks that are not in ``upserts``). Keys
+    holding text that is not valid UTF-8 cannot exist in PostgreSQL and are left out."""
+    with lenient_text(ctx.sconn):
+        if integer_key(t):
+            deleted, missing = _int_key_diff(ctx, t, upserts)
+        else:
+            deleted, missing = _shipped_key_diff(ctx, t, upserts)
+    return deleted, [k for k in missing if not any(isinstance(v, RawText) for v in k)]
+
+
+def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[list[Key], list[Key]]:
+    """Any key type: the source key set goes into a temporary table and is anti-joined."""
+    cur = ctx.cur
+    tcols = pk_target(t)
+    qcols = ", ".join(pqi(c) for c in tcols)
+    cur.execute("DROP TABLE IF EXISTS _s2p_keys")
+    cur.execute(
+        f"CREATE TEMP TABLE _s2p_keys ON COMMIT DROP AS SELECT {qcols} FROM {ctx.target(t)} "
+        "WITH NO DATA"
+    )
+    scols = ", ".join(qi(c) for c in pk_source(t))
+    raw_by_target: dict[Key, Key] = {}
+    with cur.copy(f"COPY _s2p_keys ({qcols}) FROM STDIN") as cp:
+        for row in ctx.sconn.execute(f"SELECT {scols} FROM {qi(t.source.name)}"):
+            conv = to_target_keys(t, [tuple(row)])
+            if conv:
+                cp.write_row(conv[0])
+                if tuple(row) not in upserts:
+                    raw_by_target[conv[0]] = tuple(row)
+    on = " AND ".join(f"t.{pqi(c)} = k.{pqi(c)}" for c in tcols)
+    sel = ", ".join(f"t.{pqi(c)}" for c in tcols)
+    cur.execute(
+        f"SELECT {sel} FROM {ctx.target(t)} t WHERE NOT EXISTS (SELECT 1 FROM _s2p_keys k WHERE {on})"
+    )
+    deleted = [tuple(r) for r in cur.fetchall()]
+    ksel = ", ".join(f"k.{pqi(c)}" for c in tcols)
+    cur.execute(
+        f"SELECT {ksel} FROM _s2p_keys k WHERE NOT EXISTS (SELECT 1 FROM {ctx.target(t)} t WHERE {on})"
+    )
+    missing = [raw_by_target[tuple(r)] for r in cur.fetchall() if tuple(r) in raw_by_target]
+    cur.execute("DROP TABLE _s2p_keys")
+    return deleted, missing
+
+
+def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[list[Key], list[Key]]:
+    """Integer keys: per range of the first key column, compare count and sums on both sides."""
+    cur, sconn = ctx.cur, ctx.sconn
+    scols, tcols = pk_source(t), pk_target(t)
+    table, target = qi(t.source.name), ctx.target(t)
+    f_s, f_t = qi(scols[0]), pqi(tcols[0])
+    s_min, s_max, s_n = sconn.execute(f"SELECT min({f_s}), max({f_s}), count(*) FROM {table}").fetchone()
+    cur.execute(f"SELECT min({f_t}), max({f_t}), count(*) FROM {target}")
+    t_min, t_max, t_n = cur.fetchone()  # type: ignore[misc]
+    if not t_n:
+        return [], _all_source_keys(sconn, t, upserts) if s_n else []
+    if not s_n:
+        cur.execute(f"SELECT {', '.join(pqi(c) for c in tcols)} FROM {target}")
+        return [tuple(r) for r in cur.fetchall()], []
+    if not all(isinstance(v, int) for v in (s_min, s_max)):
+        return _shipped_key_diff(ctx, t, upserts)
+    lo_all = min(int(s_min), int(t_min))
+    hi_all = max(int(s_max), int(t_max))
+    span = hi_all - lo_all + 1
+    rows = max(int(s_n), int(t_n))
+    shift = max(0, (span * 512 // max(rows, 1)).bit_length() - 1)  # ~512 rows per range
+    width = 1 << shift
+    others = scols[1:]
+    # target aggregates, all ranges in one pass
+    t_others = "".join(f", sum({pqi(c)})" for c in tcols[1:])
+    cur.execute(
+        f"SELECT ({f_t} - %s) >> %s AS r, count(*), sum(({f_t} - %s) & %s), "
+        f"sum((({f_t} - %s) & %s) * (({f_t} - %s) & %s)){t_others} FROM {target} GROUP BY 1",
+        (lo_all, shift, lo_all, width - 1, lo_all, width - 1, lo_all, width - 1),
+    )
+    tagg: dict[int, list[int]] = {int(r[0]): [int(v or 0) for v in r[1:]] for r in cur.fetchall()}
+    # keys copied anyway that the target does not hold yet count as if they were there
+    u_new = _absent_in_target(ctx, t, upserts)
+    for k in u_new:
+        r = (int(k[0]) - lo_all) >> shift  # type: ignore[call-overload]
+        rel = (int(k[0]) - lo_all) & (width - 1)  # type: ignore[call-overload]
+        agg = tagg.setdefault(r, [0, 0, 0] + [0] * len(others))
+        agg[0] += 1
+        agg[1] += rel
+        agg[2] += rel * rel
+        for j, v in enumerate(k[1:]):
+            agg[3 + j] += int(v)  # type: ignore[call-overload]
+    s_others = "".join(f", sum({qi(c)})" for c in others)
+    q = (
+        f"SELECT count(*), sum({f_s} - ?), sum(({f_s} - ?) * ({f_s} - ?)){s_others} "
+        f"FROM {table} WHERE {f_s} BETWEEN ? AND ?"
+    )
+    candidates: dict[int, Key] = {}
+    listed: list[int] = []
+    for r in range((hi_all - lo_all) // width + 1):
+        lo = lo_all + (r << shift)
+        ta = tagg.get(r)
+        if ta is None:
+            # nothing in the target here: the whole range is new or already being copied
+            n_here = sconn.execute(f"SELECT count(*) FROM {table} WHERE {f_s} BETWEEN ? AND ?",
+                                   (lo, lo + width - 1)).fetchone()[0]
+            if n_here:
+                listed.append(r)
+            continue
+        try:
+            row = sconn.execute(q, (lo, lo, lo, lo, lo + width - 1)).fetchone()
+            sa = [int(v or 0) for v in row]
+        except (sqlite3.OperationalError, OverflowError):  # integer overflow in sum()
+            listed.append(r)
+            continue
+        if sa == ta:
+            continue
+        if ta[0] - sa[0] == 1:
+            cand = (lo + ta[1] - sa[1], *(ta[3 + j] - sa[3 + j] for j in range(len(others))))
+            if (cand[0] - lo) ** 2 == ta[2] - sa[2]:
+                candidates[r] = cand
+                continue
+        listed.append(r)
+    deleted: list[Key] = []
+    if candidates:
+        cands = list(candidates.items())
+        in_target = _present_in_target(ctx, t, [c for _, c in cands])
+        in_source = existing_keys(sconn, t, [c for _, c in cands])
+        for r, c in cands:
+            if c in in_target and c not in in_source and c not in upserts:
+                deleted.append(c)
+            else:
+                listed.append(r)
+    missing: list[Key] = []
+    if listed:
+        d, m = _list_ranges(ctx, t, sorted(set(listed)), lo_all, shift, upserts)
+        deleted.extend(d)
+        missing.extend(m)
+    return deleted, missing
+
+
+def _all_source_keys(sconn: sqlite3.Connection, t: TablePlan, upserts: set[Key]) -> list[Key]:
+    cols = ", ".join(qi(c) for c in pk_source(t))
+    return [tuple(r) for r in sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}")
+            if tuple(r) not in upserts]
+
+
+def _absent_in_target(ctx: Context, t: TablePlan, keys: set[Key]) -> list[Key]:
+    if not keys:
+        return []
+    present = _present_in_target(ctx, t, list(keys))
+    return [k for k in keys if k not in present]
+
+
+def _present_in_target(ctx: Context, t: TablePlan, keys: list[Key]) -> set[Key]:
+    """Which of these integer keys the target holds."""
+    tcols = pk_target(t)
+    found: set[Key] = set()
+    cols = ", ".join(pqi(c) for c in tcols)
+    arrays = ", ".join("%s::bigint[]" for _ in tcols)
+    on = " AND ".join(f"t.{pqi(c)} = u.c{j}" for j, c in enumerate(tcols))
+    names = ", ".join(f"c{j}" for j in range(len(tcols)))
+    for i in range(0, len(keys), 50_000):
+        chunk = keys[i : i + 50_000]
+        params = [[int(k[j]) for k in chunk] for j in range(len(tcols))]  # type: ignore[call-overload]
+        ctx.cur.execute(
+            f"SELECT {', '.join('t.' + pqi(c) for c in tcols)} FROM unnest({arrays}) AS u({names}) "
+            f"JOIN {ctx.target(t)} t ON {on}",
+            params,
+        )
+        found.update(tuple(r) for r in ctx.cur.fetchall())
+    del cols
+    return found
+
+
+def _list_ranges(
+    ctx: Context, t: TablePlan, ranges: list[int], lo_all: int, shift: int, upserts: set[Key]
+) -> tuple[list[Key], list[Key]]:
+    """Both sides' keys of the given ranges, compared in Python."""
+    scols, tcols = pk_source(t), pk_target(t)
+    width = 1 << shift
+    f_s, f_t = qi(scols[0]), pqi(tcols[0])
+    scol_sql = ", ".join(qi(c) for c in scols)
+    source: set[Key] = set()
+    for r in ranges:
+        lo = lo_all + (r << shift)
+        source.update(
+            tuple(row)
+            for row in ctx.sconn.execute(
+                f"SELECT {scol_sql} FROM {qi(t.source.name)} WHERE {f_s} BETWEEN ? AND ?",
+                (lo, lo + width - 1),
+            )
+        )
+    target: set[Key] = set()
+    tsel = ", ".join(f"t.{pqi(c)}" for c in tcols)
+    for i in range(0, len(ranges), 10_000):
+        los = [lo_all + (r << shift) for r in ranges[i : i + 10_000]]
+        ctx.cur.execute(
+            f"SELECT {tsel} FROM unnest(%s::bigint[]) AS u(lo) JOIN {ctx.target(t)} t "
+            f"ON t.{f_t} BETWEEN u.lo AND u.lo + %s",
+            (los, width - 1),
+        )
+        target.update(tuple(r) for r in ctx.cur.fetchall())
+    deleted = sorted(target - source)  # type: ignore[type-var]
+    missing = sorted(k for k in source - target if k not in upserts)  # type: ignore[type-var]
+    return deleted, missing
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+class HashStrategy:
+    """Bucket fingerprints compared with the last sync's; differing buckets re-read whole."""
+
+    name: ClassVar[str] = "hash"
+
+    def _reader(self, ctx: Context, t: TablePlan) -> BucketReader:
+        return BucketReader(ctx.sconn, t.source.name, copied_source_columns(t), pk_source(t))
+
+    def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
+        if not has_rowid(t):
+            return None  # compared whole every run
+        ensure_state(ctx.cur)
+        ctx.cur.execute(
+            f"DELETE FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s AND source_table = %s",
+            (ctx.schema, t.source.name),
+        )
+        retry: set[int] = set()
+        if rejected:
+            retry = _buckets_of(ctx.sconn, t, missing_in_target(ctx, t))
+        with ctx.cur.copy(
+            f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, keys) "
+            "FROM STDIN"
+        ) as cp:
+            for bucket, h, n, keys in self._reader(ctx, t).hashes(with_keys=True):
+                cp.write_row((ctx.schema, t.source.name, bucket, None if bucket in retry else h,
+                              n, keys))
+        return None
+
+    def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
+        if not has_rowid(t):
+            det = CompareStrategy().detect(ctx, t, prev)
+            return det
+        if prev.strategy != self.name:
+            det = CompareStrategy().detect(ctx, t, prev)
+            det.save = lambda cur, rejected: self._save_all(ctx, t, rejected)
+            det.notes.append(f"strategy changed from {prev.strategy} to hash: table compared whole")
+            return det
+        ensure_state(ctx.cur)
+        ctx.cur.execute(
+            f"SELECT bucket, h FROM {STATE_SCHEMA}.hash_buckets "
+            "WHERE target_schema = %s AND source_table = %s",
+            (ctx.schema, t.source.name),
+        )
+        stored: dict[int, int | None] = {int(b): h for b, h in ctx.cur.fetchall()}
+        current: dict[int, tuple[int, int]] = {}
+        total = 0
+        for bucket, h, n, _ in self._reader(ctx, t).hashes():
+            current[bucket] = (h, n)
+            total += n
+        differing = sorted(
+            b for b in stored.keys() | current.keys()
+            if b not in stored or b not in current or stored[b] is None or stored[b] != current[b][0]
+        )
+        det = Detected(source_rows=total)
+        if not differing:
+            return det
+        reader = self._reader(ctx, t)
+        new_keys = reader.keys_of([b for b in differing if b in current])
+        ctx.cur.execute(
+            f"SELECT bucket, keys FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s "
+            "AND source_table = %s AND bucket = ANY(%s)",
+            (ctx.schema, t.source.name, differing),
+        )
+        old_keys: set[Key] = set()
+        for _, keys in ctx.cur.fetchall():
+            old_keys.update(parse_keys(bytes(keys)))
+        now_keys: set[Key] = set()
+        for keys in new_keys.values():
+            now_keys.update(parse_keys(keys))
+        det.deletes = to_target_keys(t, sorted(old_keys - now_keys, key=repr))
+        present = [b for b in differing if b in current]
+        for i in range(0, len(present), 20_000):
+            det.selections.append(
+                (
+                    f" WHERE rowid IN (SELECT s.rowid FROM json_each(?) AS b JOIN {qi(t.source.name)} "
+                    f"AS s ON s.rowid BETWEEN b.value << {BUCKET_BITS} AND "
+                    f"(b.value << {BUCKET_BITS}) + {BUCKET_ROWS - 1})",
+                    (json.dumps(present[i : i + 20_000]),),
+                )
+            )
+
+        def save(cur: Cursor, rejected: list[Key]) -> None:
+            retry = _buckets_of(ctx.sconn, t, rejected)
+            cur.execute(
+                f"DELETE FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s "
+                "AND source_table = %s AND bucket = ANY(%s)",
+                (ctx.schema, t.source.name, differing),
+            )
+            with cur.copy(
+                f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, "
+                "keys) FROM STDIN"
+            ) as cp:
+                for b in present:
+                    h, n = current[b]
+                    cp.write_row((ctx.schema, t.source.name, b, None if b in retry else h, n,
+                                  new_keys.get(b, b"")))
+
+        det.save = save
+        return det
+
+    def _save_all(self, ctx: Context, t: TablePlan, rejected: list[Key]) -> None:
+        ensure_state(ctx.cur)
+        ctx.cur.execute(
+            f"DELETE FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s AND source_table = %s",
+            (ctx.schema, t.source.name),
+        )
+        retry = _buckets_of(ctx.sconn, t, rejected)
+        with ctx.cur.copy(
+            f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, keys) "
+            "FROM STDIN"
+        ) as cp:
+            for bucket, h, n, keys in self._reader(ctx, t).hashes(with_keys=True):
+                cp.write_row((ctx.schema, t.source.name, bucket, None if bucket in retry else h,
+                              n, keys))
+
+
+def _buckets_of(sconn: sqlite3.Connection, t: TablePlan, keys: Sequence[Key]) -> set[int]:
+    if not keys:
+        return set()
+    cols = pk_source(t)
+    out: set[int] = set()
+    cond = " AND ".join(f"{qi(c)} IS ?" for c in cols)
+    for k in keys:
+        row = sconn.execute(f"SELECT rowid FROM {qi(t.source.name)} WHERE {cond}", tuple(k)).fetchone()
+        if row is not None:
+            out.add(int(row[0]) >> BUCKET_BITS)
+    return out
+
+
+class CompareStrategy:
+    """Every row staged; PostgreSQL keeps only real differences. The fallback when nothing
+    cheaper is known to be exact (WITHOUT ROWID under hash, a strategy change, a new column,
+    ``full`` on a table with a primary key)."""
+
+    name: ClassVar[str] = "full"
+
+    def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
+        return None
+
+    def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
+        return Detected(selections=[("", ())], compare=True, source_rows=source_count(ctx.sconn, t))
+
+
+class FullStrategy:
+    """Tables without a primary key: replaced whole, unless their fingerprint is unchanged.
+    Tables with one: compared whole (same result, but writes only the differences)."""
+
+    name: ClassVar[str] = "full"
+
+    def _fingerprint(self, ctx: Context, t: TablePlan) -> str | None:
+        if t.source.primary_key or not has_rowid(t):
+            return None
+        return table_fingerprint(ctx.sconn, t.source.name, copied_source_columns(t))
+
+    def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
+        if rejected:
+            return None
+        fp = self._fingerprint(ctx, t)
+        return None if fp is None else json.dumps(fp)
+
+    def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
+        if t.source.primary_key:
+            return CompareStrategy().detect(ctx, t, prev)
+        fp = self._fingerprint(ctx, t)
+        hw = None if fp is None else json.dumps(fp)
+        if hw is not None and prev.high_water == hw and prev.strategy == self.name:
+            n = int(fp.split(":", 1)[0]) if fp else 0
+            return Detected(high_water=hw, source_rows=n)
+        det = Detected(selections=[("", ())], reload=True, high_water=hw,
+                       source_rows=source_count(ctx.sconn, t))
+
+        def save(cur: Cursor, rejected: list[Key]) -> None:
+            if rejected:
+                det.high_water = None  # rows were rejected: reload again next run
+
+        det.save = save
+        return det
+
+
+class _CursorStrategy:
+    """Shared by ``timestamp`` and ``append``: a high-water mark plus key-set deletes."""
+
+    name: ClassVar[str] = ""
+
+    def column(self, t: TablePlan) -> str:
+        raise NotImplementedError
+
+    def high_water(self, ctx: Context, t: TablePlan) -> object:
+        row = ctx.sconn.execute(
+            f"SELECT max({qi(self.column(t))}) FROM {qi(t.source.name)}"
+        ).fetchone()
+        return None if row is None else row[0]
+
+    def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
+        raise NotImplementedError
+
+    def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
+        self.column(t)  # validates
+        ensure_state(ctx.cur)
+        save_pending(ctx, t, missing_in_target(ctx, t) if rejected else [])
+        return _json_value(self.high_water(ctx, t))
+
+    def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
+        ensure_state(ctx.cur)
+        hw_now = self.high_water(ctx, t)
+        prev_hw = _from_json(prev.high_water)
+        if prev.strategy != self.name or prev.strategy_column != self.column(t) or (
+            prev_hw is None and prev.high_water is not None
+        ):
+            det = CompareStrategy().detect(ctx, t, prev)
+            det.high_water = _json_value(hw_now)
+            det.save = lambda cur, rejected: save_pending(ctx, t, rejected)
+            det.notes.append(f"{t.source.name}: strategy or column changed: table compared whole")
+            return det
+        det = Detected(high_water=_json_value(hw_now), source_rows=source_count(ctx.sconn, t))
+        pending = load_pending(ctx, t)
+        upserts: set[Key] = set()
+        if prev_hw is not None:
+            where, params = self.window(ctx, t, prev_hw)
+        else:  # the column was empty (or all NULL) at the last sync
+            where, params = "", ()
+        cols = ", ".join(qi(c) for c in pk_source(t))
+        with lenient_text(ctx.sconn):
+            for row in ctx.sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}{where}", params):
+                upserts.add(tuple(row))
+        if upserts:
+            det.selections.append((where, params))
+        deleted, missing = key_diff(ctx, t, upserts)
+        retry = sorted({*pending, *missing} - upserts, key=repr)
+        if missing:
+            det.notes.append(
+                f"{t.source.name}: {len(missing)} row(s) the {self.name} cursor did not select "
+                "were missing in the target and are copied now"
+            )
+        det.selections.extend(where_keys(t, retry))
+        det.deletes = deleted
+        det.save = lambda cur, rejected: save_pending(ctx, t, rejected)
+        return det
+
+
+class TimestampStrategy(_CursorStrategy):
+    """Rows whose cursor is at or after (last high-water mark - look-back), plus NULL cursors.
+
+    The lower bound is also moved back a day and cut to a date for text timestamps, so that
+    values written with 'T' or ' ', with or without fractions or offsets compare safely as
+    text (and an index on the column can still be used)."""
+
+    name: ClassVar[str] = "timestamp"
+
+    def column(self, t: TablePlan) -> str:
+        col = t.strategy_column or timestamp_column(t.source)
+        if col is None or col not in [c.name for c in t.source.columns]:
+            raise PlanError(
+                f"table {t.source.name!r}: strategy timestamp needs a column",
+                f"set tables: {{{t.source.name}: {{strategy: timestamp, column: COLUMN}}}}",
+            )
+        return col
+
+    def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
+        col = qi(self.column(t))
+        lookback = ctx.cfg.table(t.source.name).lookback_seconds
+        if isinstance(prev_hw, (int, float)) and not isinstance(prev_hw, bool):
+            scale = 1000 if abs(prev_hw) > 100_000_000_000 else 1  # epoch milliseconds
+            lo_num = prev_hw - (lookback + 86400) * scale
+            return f" WHERE {col} >= ? OR {col} IS NULL", (lo_num,)
+        try:
+            ts = parse_timestamp(str(prev_hw))
+        except (Reject, ValueError):
+            return "", ()  # not a timestamp: every row is looked at
+        lo = (ts.replace(tzinfo=None) - timedelta(seconds=lookback, days=1)).date().isoformat()
+        return (
+            f" WHERE {col} >= ? OR {col} IS NULL OR typeof({col}) IN ('integer', 'real')",
+            (lo,),
+        )
+
+
+class AppendStrategy(_CursorStrategy):
+    """Insert-only tables: rows whose growing integer key is above the last high-water mark."""
+
+    name: ClassVar[str] = "append"
+
+    def column(self, t: TablePlan) -> str:
+        col = t.strategy_column
+        if col is None:
+            if len(t.source.primary_key) == 1 and integer_key(t):
+                col = t.source.primary_key[0]
+            else:
+                raise PlanError(
+                    f"table {t.source.name!r}: strategy append needs a growing integer column",
+                    f"set tables: {{{t.source.name}: {{strategy: append, column: COLUMN}}}}",
+                )
+        if col not in [c.name for c in t.source.columns]:
+            raise PlanError(f"table {t.source.name!r} has no column {col!r} for strategy append")
+        return col
+
+    def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
+        col = qi(self.column(t))
+        return f" WHERE {col} > ? OR {col} IS NULL", (prev_hw,)
+
+
+class TriggersStrategy:
+    """Keys recorded by AFTER INSERT/UPDATE/DELETE triggers in the source's change log."""
+
+    name: ClassVar[str] = "triggers"
+
+    def _position(self, ctx: Context) -> int | None:
+        try:
+            row = ctx.sconn.execute(f"SELECT max(seq) FROM {qi(CHANGE_LOG_TABLE)}").fetchone()
+        except sqlite3.OperationalError:
+            return None  # no change log
+        return int(row[0] or 0)
+
+    def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
+        pos = self._position(ctx)
+        if pos is None:
+            raise SourceError(
+                f"table {t.source.name!r} uses strategy triggers but the source has no change log",
+                "this is a bug: the triggers are installed before the snapshot",
+            )
+        ensure_state(ctx.cur)
+        save_pending(ctx, t, missing_in_target(ctx, t) if rejected else [])
+        return json.dumps(pos)
+
+    def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
+        ensure_state(ctx.cur)
+        pos = self._position(ctx)
+        prev_pos = _from_json(prev.high_water)
+        if (
+            pos is None
+            or prev.strategy != self.name
+            or not isinstance(prev_pos, int)
+            or pos < prev_pos
+        ):
+            det = CompareStrategy().detect(ctx, t, prev)
+            det.high_water = json.dumps(pos or 0)
+            det.save = lambda cur, rejected: save_pending(ctx, t, rejected)
+            det.notes.append(
+                f"{t.source.name}: change log not usable (new, reset or replaced source file): "
+                "table compared whole"
+            )
+            return det
+        keys: set[Key] = set()
+        old = ctx.sconn.text_factory
+        ctx.sconn.text_factory = bytes
+        try:
+            for (k,) in ctx.sconn.execute(
+                f"SELECT DISTINCT key FROM {qi(CHANGE_LOG_TABLE)} WHERE tbl = ? AND seq > ? AND seq <= ?",
+                (t.source.name, prev_pos, pos),
+            ):
+                keys.update(parse_keys(k))
+        finally:
+            ctx.sconn.text_factory = old
+        keys.update(load_pending(ctx, t))
+        det = Detected(high_water=json.dumps(pos), source_rows=source_count(ctx.sconn, t))
+        if keys:
+            ordered = sorted(keys, key=repr)
+            present = existing_keys(ctx.sconn, t, ordered)
+            det.selections = where_keys(t, sorted(present, key=repr))
+            det.deletes = to_target_keys(t, [k for k in ordered if k not in present])
+        det.save = lambda cur, rejected: save_pending(ctx, t, rejected)
+        path, name = ctx.source_path, t.source.name
+
+        def trim() -> None:
+            trim_change_log(path, name, pos)
+
+        det.after_commit = trim
+        return det
+
+
+STRATEGIES: dict[str, Strategy] = {
+    s.name: s
+    for s in (HashStrategy(), TimestampStrategy(), AppendStrategy(), TriggersStrategy(), FullStrategy())
+}
+
+
+def strategy_for(t: TablePlan) -> Strategy:
+    """The strategy that runs for ``t``: without a primary key only ``full`` can be exact."""
+    if not t.source.primary_key:
+        return STRATEGIES["full"]
+    return STRATEGIES[t.strategy]
+
+
+def effective_name(t: TablePlan) -> str:
+    return strategy_for(t).name
+
+
+# --------------------------------------------------------------------------- the full load
+
+
+def initial_state(
+    cur: Cursor, sconn: sqlite3.Connection, t: TablePlan, schema: str, cfg: Config,
+    source_path: str, rejected: int,
+) -> str | None:
+    """Called by the full load for every table it created, in its transaction and snapshot:
+    writes what the table's strategy needs for the first incremental run."""
+    ctx = Context(cur, sconn, schema, cfg, source_path)
+    return strategy_for(t).initial(ctx, t, rejected)
+
+
+def forget(cur: Cursor, schema: str, source_table: str) -> None:
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{STATE_SCHEMA}.hash_buckets",))
+    row = cur.fetchone()
+    if not row or not row[0]:
+        return
+    for tbl in ("hash_buckets", "pending_rows"):
+        cur.execute(
+            f"DELETE FROM {STATE_SCHEMA}.{tbl} WHERE target_schema = %s AND source_table = %s",
+            (schema, source_table),
+        )
+
+
+# --------------------------------------------------------------------------- change-log triggers
+
+
+def trigger_tables(catalog: SourceCatalog, cfg: Config) -> list[str]:
+    return [
+        t.name for t in catalog.tables
+        if cfg.table(t.name).strategy == "triggers" and cfg.table(t.name).include
+        and (cfg.include is None or t.name in cfg.include) and t.name not in cfg.exclude
+    ]
+
+
+def _trigger_sql(table: str, pk: Sequence[str]) -> list[str]:
+    log = qi(CHANGE_LOG_TABLE)
+    tbl = qi(table)
+    lit = "'" + table.replace("'", "''") + "'"
+    new_key = text_expr(pk, "NEW.")
+    old_key = text_expr(pk, "OLD.")
+    changed = " OR ".join(f"NEW.{qi(c)} IS NOT OLD.{qi(c)}" for c in pk)
+
+    def name(op: str) -> str:
+        return qi(f"_sqlite2pg_{table}_{op}")
+
+    return [
+        f"CREATE TRIGGER IF NOT EXISTS {name('ins')} AFTER INSERT ON {tbl} BEGIN "
+        f"INSERT INTO {log} (tbl, key, op) VALUES ({lit}, {new_key}, 'I'); END",
+        f"CREATE TRIGGER IF NOT EXISTS {name('upd')} AFTER UPDATE ON {tbl} BEGIN "
+        f"INSERT INTO {log} (tbl, key, op) VALUES ({lit}, {new_key}, 'U'); "
+        f"INSERT INTO {log} (tbl, key, op) SELECT {lit}, {old_key}, 'U' WHERE {changed}; END",
+        f"CREATE TRIGGER IF NOT EXISTS {name('del')} AFTER DELETE ON {tbl} BEGIN "
+        f"INSERT INTO {log} (tbl, key, op) VALUES ({lit}, {old_key}, 'D'); END",
+    ]
+
+
+def _rw(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA busy_timeout = 30000")
+    return conn
+
+
+def prepare_source(path: str, catalog: SourceCatalog, cfg: Config, warnings: list[str]) -> None:
+    """Before the snapshot: install the change log and its triggers for ``triggers`` tables.
+
+    This is the only time sqlite2pg writes to the source file (opt-in, reported). Installing
+    before the snapshot means every change after the snapshot is in the log."""
+    names = trigger_tables(catalog, cfg)
+    if not names:
+        return
+    by_name = {t.name: t for t in catalog.tables}
+    todo: list[str] = []
+    conn = _rw(path)
+    try:
+        have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+        for name in names:
+            t = by_name[name]
+            if not t.primary_key:
+                warnings.append(f"{name}: strategy triggers needs a primary key; reloaded whole")
+                continue
+            if not {f"_sqlite2pg_{name}_{op}" for op in ("ins", "upd", "del")} <= have:
+                todo.append(name)
+        if not todo:
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {qi(CHANGE_LOG_TABLE)} (seq INTEGER PRIMARY KEY "
+                "AUTOINCREMENT, tbl TEXT NOT NULL, key BLOB NOT NULL, op TEXT NOT NULL)"
+            )
+            for name in todo:
+                for sql in _trigger_sql(name, by_name[name].primary_key):
+                    conn.execute(sql)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    except sqlite3.Error as exc:
+        raise SourceError(
+            f"cannot install the change-log triggers in {path}: {exc}",
+            "strategy triggers writes to the source file: it must be writable "
+            "(or choose another strategy)",
+        ) from exc
+    finally:
+        conn.close()
+    warnings.append(
+        f"strategy triggers: installed change-log triggers on {', '.join(todo)} and the table "
+        f"{CHANGE_LOG_TABLE} in the source file {Path(path).name} (the only change sqlite2pg "
+        "makes to a source)"
+    )
+
+
+def trim_change_log(path: str, table: str, upto: int) -> None:
+    """After the target committed: drop the log entries that commit covers."""
+    conn = _rw(path)
+    try:
+        conn.execute(
+            f"DELETE FROM {qi(CHANGE_LOG_TABLE)} WHERE tbl = ? AND seq <= ?", (table, upto)
+        )
+    finally:
+        conn.close()
+
+
+def remove_triggers(path: str) -> list[str]:
+    """Remove every sqlite2pg trigger and the change log from a source file."""
+    conn = _rw(path)
+    try:
+        names = [r[0] for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\\_sqlite2pg\\_%' ESCAPE '\\'"
+        )]
+        conn.execute("BEGIN IMMEDIATE")
+        for n in names:
+            conn.execute(f"DROP TRIGGER IF EXISTS {qi(n)}")
+        conn.execute(f"DROP TABLE IF EXISTS {qi(CHANGE_LOG_TABLE)}")
+        conn.execute("COMMIT")
+        return names
+    finally:
+        conn.close()

@@ -1,0 +1,192 @@
+"""Row fingerprints computed inside SQLite, and the canonical text of a primary key.
+
+Everything here is built so that the per-row work happens in SQLite's C code, not in Python:
+
+* A row's *text* is ``quote(c1)||','||quote(c2)||...``. ``quote()`` is exact for every storage
+  class (integers, REALs with all their digits, text, blobs as ``X'..'``, NULL) and tells an
+  integer ``1`` from a text ``'1'``, so two rows have the same text only if they hold the same
+  values.
+* A *bucket* is 64 consecutive rowids (``rowid >> 6``). SQLite concatenates the texts of a
+  bucket's rows in rowid order (``group_concat`` over a rowid-ordered scan) and Python hashes
+  the whole bucket string once (BLAKE2b, 8 bytes, as a signed 64-bit integer).
+* A *key text* is the same quote-concatenation over the primary-key columns. It is exact and
+  parses back into the original typed values with :func:`parse_keys` (used for deletes, and by
+  the change-log triggers, which write key texts from inside the application's transactions).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import sqlite3
+from collections.abc import Iterator, Sequence
+
+from .source import qi
+
+BUCKET_BITS = 6
+BUCKET_ROWS = 1 << BUCKET_BITS
+KEY_SEP = b"\x1e"  # between the key texts of a bucket
+
+
+def h64(data: bytes) -> int:
+    """A signed 64-bit hash (fits PostgreSQL's bigint)."""
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "big", signed=True)
+
+
+def text_expr(columns: Sequence[str], prefix: str = "") -> str:
+    """SQL building the exact text of a row (or key) from ``columns``."""
+    if not columns:
+        return "''"
+    return "||','||".join(f"quote({prefix}{qi(c)})" for c in columns)
+
+
+_TOKEN = re.compile(
+    rb"'((?:[^']|'')*)'"  # text
+    rb"|[xX]'([0-9A-Fa-f]*)'"  # blob
+    rb"|(NULL)"
+    rb"|(-?Inf)"
+    rb"|([-+]?[0-9][0-9.eE+-]*)"  # integer or real
+    rb"|(,)|(\x1e)",
+    re.DOTALL,
+)
+
+
+def parse_keys(data: bytes) -> list[tuple[object, ...]]:
+    """Key texts (``KEY_SEP``-separated) -> tuples of typed values, exactly as stored."""
+    out: list[tuple[object, ...]] = []
+    current: list[object] = []
+    pos = 0
+    n = len(data)
+    if not data:
+        return out
+    while pos < n:
+        m = _TOKEN.match(data, pos)
+        if m is None:
+            raise ValueError(f"not a key text at {pos}: {data[pos : pos + 40]!r}")
+        pos = m.end()
+        text, blob, null, inf, num, comma, sep = m.groups()
+        if comma is not None:
+            continue
+        if sep is not None:
+            out.append(tuple(current))
+            current = []
+            continue
+        if text is not None:
+            raw = text.replace(b"''", b"'")
+            try:
+                current.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                current.append(raw)  # not valid UTF-8: such a row is rejected anyway
+        elif blob is not None:
+            current.append(bytes.fromhex(blob.decode()))
+        elif null is not None:
+            current.append(None)
+        elif inf is not None:
+            current.append(float("-inf") if inf.startswith(b"-") else float("inf"))
+        else:
+            assert num is not None
+            s = num.decode()
+            current.append(float(s) if any(ch in s for ch in ".eE") else int(s))
+    out.append(tuple(current))
+    return out
+
+
+def key_texts(sconn: sqlite3.Connection, keys: Sequence[Sequence[object]]) -> list[bytes]:
+    """The key texts of typed key tuples, computed by SQLite's own quote()."""
+    out: list[bytes] = []
+    if not keys:
+        return out
+    width = len(keys[0])
+    expr = "||','||".join(["quote(?)"] * width)
+    old = sconn.text_factory
+    sconn.text_factory = bytes
+    try:
+        for k in keys:
+            row = sconn.execute(f"SELECT {expr}", tuple(k)).fetchone()
+            out.append(row[0])
+    finally:
+        sconn.text_factory = old
+    return out
+
+
+class BucketReader:
+    """Bucket fingerprints of one rowid table, read inside the caller's snapshot."""
+
+    def __init__(self, sconn: sqlite3.Connection, table: str, columns: Sequence[str],
+                 key_columns: Sequence[str]) -> None:
+        self.sconn = sconn
+        self.table = qi(table)
+        self.row_expr = text_expr(columns)
+        self.key_expr = text_expr(key_columns)
+
+    def _bounds(self) -> tuple[int, int] | None:
+        row = self.sconn.execute(f"SELECT min(rowid), max(rowid) FROM {self.table}").fetchone()
+        if row is None or row[0] is None:
+            return None
+        return int(row[0]), int(row[1])
+
+    def hashes(self, *, with_keys: bool = False) -> Iterator[tuple[int, int, int, bytes | None]]:
+        """(bucket, hash, rows, key texts or None) for every non-empty bucket, in order.
+
+        One query per bucket: SQLite scans the 64 rowids and concatenates in C; an empty
+        bucket (a gap in the rowids) is skipped by asking for the next rowid."""
+        bounds = self._bounds()
+        if bounds is None:
+            return
+        keys = f", group_concat(k, char(30))" if with_keys else ""
+        inner_k = f", {self.key_expr} AS k" if with_keys else ""
+        q = (
+            f"SELECT group_concat(s, char(30)), count(*){keys} FROM "
+            f"(SELECT {self.row_expr} AS s{inner_k} FROM {self.table} "
+            "WHERE rowid BETWEEN ? AND ? ORDER BY rowid)"
+        )
+        nxt = f"SELECT min(rowid) FROM {self.table} WHERE rowid > ?"
+        old = self.sconn.text_factory
+        self.sconn.text_factory = bytes
+        try:
+            execute = self.sconn.execute
+            bucket = bounds[0] >> BUCKET_BITS
+            last = bounds[1] >> BUCKET_BITS
+            while bucket <= last:
+                lo = bucket << BUCKET_BITS
+                hi = lo + BUCKET_ROWS - 1
+                row = execute(q, (lo, hi)).fetchone()
+                if row[0] is None:
+                    found = execute(nxt, (hi,)).fetchone()[0]
+                    if found is None:
+                        return
+                    bucket = int(found) >> BUCKET_BITS
+                    continue
+                yield bucket, h64(row[0]), int(row[1]), (row[2] if with_keys else None)
+                bucket += 1
+        finally:
+            self.sconn.text_factory = old
+
+    def keys_of(self, buckets: Sequence[int]) -> dict[int, bytes]:
+        """The key texts of the given buckets (only the non-empty ones)."""
+        out: dict[int, bytes] = {}
+        q = (
+            f"SELECT group_concat(k, char(30)) FROM (SELECT {self.key_expr} AS k "
+            f"FROM {self.table} WHERE rowid BETWEEN ? AND ? ORDER BY rowid)"
+        )
+        old = self.sconn.text_factory
+        self.sconn.text_factory = bytes
+        try:
+            for b in buckets:
+                lo = b << BUCKET_BITS
+                row = self.sconn.execute(q, (lo, lo + BUCKET_ROWS - 1)).fetchone()
+                if row[0] is not None:
+                    out[b] = row[0]
+        finally:
+            self.sconn.text_factory = old
+        return out
+
+
+def table_fingerprint(sconn: sqlite3.Connection, table: str, columns: Sequence[str]) -> str:
+    """One hash of a whole rowid table (for tables reloaded whole: skip when unchanged)."""
+    h = hashlib.blake2b(digest_size=16)
+    n = 0
+    for bucket, bh, rows, _ in BucketReader(sconn, table, columns, []).hashes():
+        h.update(bucket.to_bytes(8, "big", signed=True) + bh.to_bytes(8, "big", signed=True))
+        n += rows
+    return f"{n}:{h.hexdigest()}"
