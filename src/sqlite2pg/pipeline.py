@@ -21,6 +21,7 @@ import psycopg
 from . import schema as ddl
 from . import syncstate
 from .config import Config, VerifyLevel
+from .changes import initial_state, prepare_source
 from .errors import (
     EXIT_FAILED,
     EXIT_ISSUES,
@@ -29,6 +30,7 @@ from .errors import (
     RunFailed,
     Sqlite2pgError,
 )
+from .incremental import add_fks_touching, known_types, run_incremental, take_apply_lock
 from .load import CarefulModeNeeded, RejectSink, copy_rows
 from .model import MigrationPlan, TablePlan, TableResult
 from .plan import build_plan
@@ -174,20 +176,22 @@ def run_sync(
         with pg.cursor() as cur:
             existing = syncstate.load(cur, cfg.schema_)
         pg.rollback()
+        incremental = bool(existing) and not opts.full
+        # strategy `triggers` (opt-in): change log installed before the snapshot is taken
+        prepare_source(str(opts.source), catalog, cfg, report.warnings)
         with snapshot(sconn):
-            plan = build_plan(sconn, catalog, cfg)
+            # an incremental run keeps the existing column types instead of scanning every row
+            plan = build_plan(sconn, catalog, cfg, known=known_types(existing) if incremental else None)
             report.warnings.extend(plan.warnings)
             if not plan.tables:
                 report.warnings.append("the source has no tables to copy")
-            if existing and not opts.full:
-                from .incremental import run_incremental
-
+            if incremental:
                 report.mode = "incremental"
                 run_incremental(pg, sconn, plan, existing, cfg, opts, state, report, obs)
             else:
                 report.mode = "full"
                 full_load(pg, sconn, plan, cfg, state.reject_sink(run_id), report, obs,
-                          replace_existing=bool(existing))
+                          replace_existing=bool(existing), only=_only(plan, opts))
         report.status = "rejected" if report.rejected else "ok"
     except Sqlite2pgError as exc:
         pg.rollback()
@@ -231,6 +235,20 @@ def write_reports(cfg: Config, report: RunReport) -> list[str]:
     report.report_files = files
     path.write_text(json.dumps(report.as_dict(), indent=2, default=str), encoding="utf-8")
     return files
+
+
+def _only(plan: MigrationPlan, opts: SyncOptions) -> set[str] | None:
+    """`sync --full --tables T1,T2`: the tables to reload (None: all)."""
+    if not opts.tables:
+        return None
+    names = {t.source.name for t in plan.tables}
+    unknown = [n for n in opts.tables if n not in names]
+    if unknown:
+        raise PlanError(
+            f"--tables names {', '.join(map(repr, unknown))}, not a table this sync copies",
+            f"source tables: {', '.join(sorted(names)) or '(none)'}",
+        )
+    return set(opts.tables)
 
 
 def _rollback_quietly(pg: psycopg.Connection[Any]) -> None:
@@ -285,6 +303,7 @@ def full_load(
     """Create and load every table, then keys, indexes, foreign keys, views and the sync state,
     all in one transaction."""
     with pg.cursor() as cur:
+        take_apply_lock(cur, plan.schema)
         if replace_existing:
             drop_synced(cur, plan, only)
         else:
@@ -300,11 +319,17 @@ def full_load(
         final = MigrationPlan(**{**plan.__dict__, "tables": tuple(created)})
         for t in created:
             ddl.add_keys_and_indexes(cur, t, plan.schema, report.warnings)
-        ddl.add_foreign_keys(cur, final, report.tables, report.warnings)
+        if only is None:
+            ddl.add_foreign_keys(cur, final, report.tables, report.warnings)
+        else:  # also the foreign keys of other tables that refer to the reloaded ones
+            add_fks_touching(cur, plan, created, report)
         ddl.create_views(cur, final, report.warnings)
         syncstate.ensure(cur)
         for t in created:
-            syncstate.save_table(cur, plan.schema, t, report.run_id, high_water_of(sconn, t))
+            # what the table's change-detection strategy needs for the first incremental run
+            hw = initial_state(cur, sconn, t, plan.schema, cfg, plan.source_path,
+                               report.tables[t.source.name].rejected)
+            syncstate.save_table(cur, plan.schema, t, report.run_id, hw)
         status = "rejected" if report.rejected else "ok"
         syncstate.save_run(cur, plan.schema, report.run_id, "sync", "full", status,
                            report.started_at, {"tables": {k: v.as_dict() for k, v in report.tables.items()}})
