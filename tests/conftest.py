@@ -14,7 +14,9 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
-CHINOOK = ROOT.parent / "shared" / "data" / "Chinook_Sqlite.sqlite"
+CHINOOK = Path(
+    os.environ.get("SQLITE2PG_CHINOOK", ROOT.parent / "shared" / "data" / "Chinook_Sqlite.sqlite")
+)
 
 
 def _admin_url() -> str:

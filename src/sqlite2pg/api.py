@@ -160,6 +160,8 @@ def sample(
 
     if out.exists() and not overwrite:
         raise InputError(f"{out} already exists", "choose another name or pass --overwrite")
+    if not scale > 0 or scale == float("inf"):
+        raise InputError(f"--scale must be a positive number, not {scale}", "e.g. --scale 10")
     return write_sample(out, scale=scale, seed=seed, updated_at=updated_at, overwrite=overwrite)
 
 
