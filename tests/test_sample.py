@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sqlite3
@@ -14,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from conftest import CHINOOK  # one location: SQLITE2PG_CHINOOK or shared/ beside the repo
 from sqlite2pg.sample import CHINOOK_ROWS, apply_changes, row_counts, write_sample
 
-CHINOOK = Path(os.environ.get("SQLITE2PG_CHINOOK", "/work/shared/data/Chinook_Sqlite.sqlite"))
 needs_chinook = pytest.mark.skipif(not CHINOOK.is_file(), reason=f"{CHINOOK} not found")
 STAMP = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
 
