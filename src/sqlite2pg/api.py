@@ -256,8 +256,131 @@ def history(
         db.close()
 
 
+@dataclass(frozen=True)
+class Schedule:
+    cron_line: str
+    marker: str
+    service: str | None
+    timer: str | None
+    changed: bool | None  # after --install/--remove: whether the crontab changed
+
+
+def schedule(
+    config: str | Path,
+    *,
+    weekly: str | None = None,
+    daily: str | None = None,
+    cron: str | None = None,
+    install: bool = False,
+    remove: bool = False,
+    systemd: bool = False,
+    crontab_cmd: str = "crontab",
+) -> Schedule:
+    """The cron entry (and systemd units) that run `sqlite2pg sync -c CONFIG` on a schedule."""
+    import sys
+
+    from . import schedule as sched
+
+    cfg_path = Path(config)
+    cfg = load_config(cfg_path)  # a schedule for a config that does not load would fail weekly
+    if sum(x is not None for x in (weekly, daily, cron)) != 1 and not remove:
+        raise InputError(
+            "give exactly one of --weekly, --daily or --cron", 'e.g. --weekly "sun 02:00"'
+        )
+    exe = Path(sys.executable).parent / "sqlite2pg"
+    if not exe.exists():
+        exe = Path(sys.argv[0])
+    workdir = cfg.base_dir()
+    log_file = cfg.resolve(cfg.log.file, "sqlite2pg-cron.log")
+    marker = sched.cron_marker(cfg_path)
+    try:
+        if remove:
+            return Schedule("", marker, None, None, sched.remove_cron(marker, crontab_cmd))
+        expr = sched.cron_expression(weekly, daily, cron)
+        line = sched.cron_line(expr, exe, cfg_path, workdir, log_file)
+        service = timer = None
+        if systemd:
+            service, timer = sched.systemd_units(expr, exe, cfg_path, workdir)
+        changed = sched.install_cron(line, marker, crontab_cmd) if install else None
+    except ValueError as exc:
+        raise InputError(
+            f"bad schedule: {exc}", 'e.g. --weekly "sun 02:00" or --cron "0 2 * * 0"'
+        ) from None
+    except sched.CrontabError as exc:
+        raise InputError(
+            f"cannot update the crontab: {exc}", "is cron installed for this user?"
+        ) from None
+    return Schedule(line, marker, service, timer, changed)
+
+
+@dataclass
+class Status:
+    healthy: bool
+    problems: list[str]
+    last_run: RunRecord | None
+    tables: list[dict[str, Any]]
+
+
+def status(
+    *,
+    config: str | Path | Config | None = None,
+    state: str | None = None,
+    target: str | None = None,
+    max_age_hours: float | None = None,
+) -> Status:
+    """Health for monitoring: the last sync's outcome and age, and each table's sync state."""
+    from datetime import datetime, timezone
+
+    from . import syncstate
+    from .target import resolve_target
+
+    cfg = load(config)
+    problems: list[str] = []
+    path = state_path(cfg, state)
+    last: RunRecord | None = None
+    if path.exists():
+        db = StateDB(path)
+        try:
+            last = next((r for r in db.runs(limit=50) if r.command == "sync"), None)
+        finally:
+            db.close()
+    tables: list[dict[str, Any]] = []
+    if target or cfg.target.url or cfg.target.host or cfg.source:
+        conn = resolve_target(target, cfg).connect()
+        try:
+            with conn.cursor() as cur:
+                for t in syncstate.load(cur, cfg.schema_).values():
+                    tables.append(
+                        {
+                            "table": t.source_table,
+                            "target": t.target_table,
+                            "strategy": t.strategy,
+                            "high_water": t.high_water,
+                            "run_id": t.run_id,
+                        }
+                    )
+        finally:
+            conn.close()
+    if last is None:
+        problems.append("no sync has run yet")
+    else:
+        if last.status == "failed":
+            problems.append(f"the last sync ({last.run_id}) failed: {last.error}")
+        elif last.status in ("rejected", "differences"):
+            problems.append(f"the last sync ({last.run_id}) finished with {last.status}")
+        limit = max_age_hours or cfg.max_age_hours
+        if limit is not None:
+            started = datetime.fromisoformat(last.started_at)
+            age = (datetime.now(timezone.utc) - started).total_seconds() / 3600
+            if age > limit:
+                problems.append(f"the last sync is {age:.1f} hours old (limit {limit:g})")
+    return Status(not problems, problems, last, tables)
+
+
 __all__ = [
     "DemoResult",
+    "Schedule",
+    "Status",
     "demo",
     "history",
     "init_config",
@@ -265,7 +388,9 @@ __all__ = [
     "rejects",
     "report_path",
     "sample",
+    "schedule",
     "server_stop",
     "server_url",
+    "status",
     "sync",
 ]

@@ -23,6 +23,7 @@ from .render import (
     render_history,
     render_plan,
     render_rejects,
+    render_status,
     render_sync,
 )
 from .report import load_report, render_summary, run_points
@@ -213,6 +214,84 @@ def history(config: str | None, state: str | None, limit: int, as_json: bool) ->
         click.echo(json.dumps([p.as_dict() for p in points], indent=2))
     else:
         render_history(points)
+
+
+@main.command(
+    "schedule",
+    epilog='Example:\n\n  sqlite2pg schedule -c /srv/app/job.yml --weekly "sun 02:00" --install',
+)
+@click.option("-c", "--config", required=True, type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("--weekly", help='Day and time, e.g. "sun 02:00".')
+@click.option("--daily", help='Time of day, e.g. "02:00".')
+@click.option("--cron", "cron_expr", help='A cron expression, e.g. "0 2 * * 0".')
+@click.option("--install", is_flag=True, help="Add (or replace) the entry in your crontab.")
+@click.option("--remove", is_flag=True, help="Remove the entry from your crontab.")
+@click.option("--systemd", is_flag=True, help="Also print a systemd service and timer.")
+@handle_errors
+def schedule_cmd(
+    config: str,
+    weekly: str | None,
+    daily: str | None,
+    cron_expr: str | None,
+    install: bool,
+    remove: bool,
+    systemd: bool,
+) -> None:
+    """Print or install a cron entry (or systemd timer) that runs the sync unattended."""
+    result = api.schedule(
+        config,
+        weekly=weekly,
+        daily=daily,
+        cron=cron_expr,
+        install=install,
+        remove=remove,
+        systemd=systemd,
+    )
+    if remove:
+        click.echo("removed the cron entry" if result.changed else "no cron entry to remove")
+        return
+    click.echo(result.cron_line)
+    if result.service and result.timer:
+        click.echo("\n# sqlite2pg-sync.service\n" + result.service)
+        click.echo("# sqlite2pg-sync.timer\n" + result.timer)
+    if install:
+        click.echo("installed in your crontab" if result.changed else "already installed")
+
+
+@main.command(epilog="Example:\n\n  sqlite2pg status -c sqlite2pg.yml --max-age-hours 192")
+@click.option("-c", "--config", type=click.Path(dir_okay=False), help="YAML config.")
+@click.option("--state", help="Local state database.")
+@click.option("--target", help="libpq URL (overrides the config).")
+@click.option("--max-age-hours", type=float, help="Unhealthy when the last sync is older.")
+@click.option("--json", "as_json", is_flag=True)
+@handle_errors
+def status(
+    config: str | None,
+    state: str | None,
+    target: str | None,
+    max_age_hours: float | None,
+    as_json: bool,
+) -> None:
+    """Health of the job for monitoring: exit 0 healthy, 1 when the last sync failed, had
+    rejects or differences, or is older than the configured age."""
+    st = api.status(config=config, state=state, target=target, max_age_hours=max_age_hours)
+    if as_json:
+        last = st.last_run.__dict__ if st.last_run else None
+        click.echo(
+            json.dumps(
+                {
+                    "healthy": st.healthy,
+                    "problems": st.problems,
+                    "last_run": last,
+                    "tables": st.tables,
+                },
+                default=str,
+                indent=2,
+            )
+        )
+    else:
+        render_status(st)
+    sys.exit(0 if st.healthy else 1)
 
 
 @main.group(epilog="Example:\n\n  sqlite2pg server start")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -158,3 +159,19 @@ def render_history(points: Sequence[HistoryPoint]) -> None:
             "-" if p.seconds is None else f"{p.seconds:.1f}",
         )
     console.print(table)
+
+
+def render_status(st: Any) -> None:
+    last = st.last_run
+    if last is not None:
+        console.print(f"last sync: {last.run_id} {last.status}, started {last.started_at}")
+    table = Table(title="tables")
+    for col in ("table", "target", "strategy", "high-water mark", "last run"):
+        table.add_column(col)
+    for t in st.tables:
+        table.add_row(t["table"], t["target"], t["strategy"], t["high_water"] or "", t["run_id"])
+    if st.tables:
+        console.print(table)
+    for p in st.problems:
+        console.print(f"[red]problem[/red]: {p}")
+    console.print("[green]healthy[/green]" if st.healthy else "[red]unhealthy[/red]")
