@@ -48,6 +48,7 @@ ALL_LEVELS = ("counts", "checksum", "rows")
 CHINOOK = Path("/work/shared/data/Chinook_Sqlite.sqlite")
 GNU_TIME = "/usr/bin/time"
 MB = 1_000_000
+QUIET_BUSY = 0.15  # CPU share other work may use when a measurement starts
 # pgloader's SQLite defaults turn varchar(n) into text and DATETIME into timestamptz; these casts
 # give the column types the floor uses, so that both load into the same table definitions.
 PGLOADER_CASTS = (
@@ -56,12 +57,15 @@ PGLOADER_CASTS = (
     "--cast 'type datetime to timestamp using sqlite-timestamp-to-timestamp'"
 )
 
-# Runs a command and writes the children's peak RSS (KiB) to argv[1]; used when GNU time is absent.
+# Runs a command and writes "peak-RSS-KiB user-s system-s" of its process tree to argv[1], like
+# GNU time -f "%M %U %S"; used when GNU time is absent. (The peak is never below the wrapper's
+# own size, about 10 MiB, as the child is forked from it before exec.)
 RUSAGE_WRAPPER = (
     "import resource, subprocess, sys\n"
     "rc = subprocess.call(sys.argv[2:])\n"
+    "u = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
     "with open(sys.argv[1], 'w') as f:\n"
-    "    f.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+    "    f.write(f'{u.ru_maxrss} {u.ru_utime:.2f} {u.ru_stime:.2f}')\n"
     "sys.exit(rc if rc >= 0 else 128 - rc)\n"
 )
 
@@ -138,6 +142,8 @@ class Outcome:
     returncode: int | None
     seconds: float
     peak_rss_kb: int | None
+    cpu_seconds: float | None
+    cpu_busy_during: float | None
     timed_out: bool
     stdout_path: str
     stderr_path: str
@@ -171,7 +177,10 @@ class Measurement:
     status: str  # "ok", "invalid", "failed", "timeout", "skipped"
     seconds: float | None = None
     peak_rss_kb: int | None = None
+    cpu_seconds: float | None = None
+    cpu_busy_during: float | None = None
     loadavg_before: float | None = None
+    cpu_busy_before: float | None = None
     error: str | None = None
     check: TargetCheck | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -199,6 +208,7 @@ class Settings:
     levels: list[str]
     rebuild: bool
     keep_dbs: bool
+    quiet_wait: float
     argv: list[str]
 
 
@@ -276,6 +286,46 @@ def fmt_mib(kb: int | None) -> str:
 
 def fmt_fraction(value: float) -> str:
     return f"{value * 100:g}%"
+
+
+def cpu_times() -> tuple[int, int] | None:
+    """(idle + iowait, total) jiffies over all cores since boot, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return fields[3] + fields[4], sum(fields[:8])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def busy_between(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    """Share of all cores' time spent busy between two `cpu_times` samples."""
+    if before is None or after is None or after[1] <= before[1]:
+        return None
+    return 1 - (after[0] - before[0]) / (after[1] - before[1])
+
+
+def cpu_busy(window: float = 1.0) -> float | None:
+    """Share of all cores' time spent busy over the next `window` seconds."""
+    before = cpu_times()
+    time.sleep(window)
+    return busy_between(before, cpu_times())
+
+
+def wait_for_quiet(max_wait: float, threshold: float) -> float | None:
+    """Wait (up to `max_wait` seconds) until other work leaves the CPUs nearly idle.
+
+    Between measurements nothing of ours runs, so busy CPU belongs to someone else. Returns the
+    last busy share seen (None where /proc/stat is unreadable).
+    """
+    deadline = time.monotonic() + max_wait
+    busy = cpu_busy()
+    announced = False
+    while busy is not None and busy > threshold and time.monotonic() < deadline:
+        if not announced:
+            log(f"  waiting for the CPUs to quieten ({busy:.0%} busy) ...")
+            announced = True
+        busy = cpu_busy(2.0)
+    return busy
 
 
 def command_version(cmd: Sequence[str]) -> str:
@@ -659,7 +709,8 @@ def floor_script(source: Source, out: Path) -> Path:
 def run_timed(
     cmd: Sequence[str], *, env: dict[str, str], timeout: float, log_stem: Path, cwd: Path
 ) -> Outcome:
-    """Run a command in its own process group; wall seconds and peak RSS of its process tree.
+    """Run a command in its own process group: wall seconds, and the peak RSS and CPU seconds
+    (user + system) of its process tree; also how busy all CPUs were meanwhile.
 
     `cwd` is a directory of the run's own, so that files a tool keeps in its working directory
     (sqlite2pg's state database and run lock) neither leak between runs nor into the checkout.
@@ -670,11 +721,12 @@ def run_timed(
     rss_path = log_stem.with_name(log_stem.name + ".rss")
     rss_path.unlink(missing_ok=True)
     if os.access(GNU_TIME, os.X_OK):
-        wrapped = [GNU_TIME, "-f", "%M", "-o", str(rss_path), "--", *cmd]
+        wrapped = [GNU_TIME, "-f", "%M %U %S", "-o", str(rss_path), "--", *cmd]
     else:
         wrapped = [sys.executable, "-c", RUSAGE_WRAPPER, str(rss_path), *cmd]
     timed_out = False
     with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
+        jiffies = cpu_times()
         started = time.perf_counter()
         proc = subprocess.Popen(
             wrapped,
@@ -693,18 +745,32 @@ def run_timed(
             proc.wait()
             rc = None
         seconds = time.perf_counter() - started
+        busy = busy_between(jiffies, cpu_times())
     peak: int | None = None
-    try:
-        numbers = [ln for ln in rss_path.read_text().splitlines() if ln.strip().isdigit()]
-        peak = int(numbers[-1]) if numbers else None
-    except OSError:
+    cpu: float | None = None
+    try:  # "Command exited with non-zero status N" may precede the figures
+        for line in rss_path.read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0].isdigit():
+                peak, cpu = int(parts[0]), round(float(parts[1]) + float(parts[2]), 2)
+    except (OSError, ValueError):
         pass
-    outcome = Outcome(rc, seconds, peak, timed_out, str(out_path), str(err_path))
+    outcome = Outcome(rc, seconds, peak, cpu, busy, timed_out, str(out_path), str(err_path))
     if timed_out:
         outcome.error = f"timed out after {timeout:g} s"
     elif rc != 0:
         outcome.error = f"exit {rc}: {tail_file(err_path) or tail_file(out_path)}"
     return outcome
+
+
+def record(m: Measurement, outcome: Outcome) -> None:
+    """Copy the figures of a finished command into its measurement."""
+    m.seconds = round(outcome.seconds, 3)
+    m.peak_rss_kb = outcome.peak_rss_kb
+    m.cpu_seconds = outcome.cpu_seconds
+    m.cpu_busy_during = (
+        None if outcome.cpu_busy_during is None else round(outcome.cpu_busy_during, 3)
+    )
 
 
 def target_catalog(url: str) -> dict[str, tuple[str, str]]:
@@ -824,6 +890,12 @@ class Bench:
         self.counter += 1
         return f"bench_{re.sub(r'[^a-z0-9]+', '_', label.lower())}_{self.counter}"
 
+    def settle(self, m: Measurement) -> None:
+        """Just before a timed command: wait for a quiet machine, record how quiet it was."""
+        busy = wait_for_quiet(self.s.quiet_wait, QUIET_BUSY) if self.s.quiet_wait > 0 else None
+        m.cpu_busy_before = None if busy is None else round(busy, 3)
+        m.loadavg_before = round(os.getloadavg()[0], 2)
+
     def run_dir(self, dbname: str) -> Path:
         """An empty working directory for one run (removed after a successful run)."""
         path = self.s.workdir / "runs" / dbname
@@ -892,12 +964,12 @@ class Bench:
         try:
             create_database(self.admin_url, dbname)
             checkpoint(self.admin_url)
-            m.loadavg_before = round(os.getloadavg()[0], 2)
+            self.settle(m)
             stem = self.log_stem(source.scale, tool)
             m.log = str(stem)
             cwd = self.run_dir(dbname)
             outcome = run_timed(cmd, env=env, timeout=self.s.timeout, log_stem=stem, cwd=cwd)
-            m.seconds, m.peak_rss_kb = round(outcome.seconds, 3), outcome.peak_rss_kb
+            record(m, outcome)
             if outcome.timed_out:
                 m.status, m.error = "timeout", outcome.error
             elif not outcome.ok:
@@ -920,6 +992,7 @@ class Bench:
         log(
             f"  {tool:<17} s{source.scale} #{repeat + 1}: {m.status} "
             f"{fmt_float(m.seconds)} s {rate} {m.error or ''}"
+            + (f" (CPU {m.cpu_busy_before:.0%} busy before)" if m.cpu_busy_before else "")
         )
         return m
 
@@ -995,12 +1068,12 @@ class Bench:
             changed = apply_sample_changes(self.s, copy, fraction, strategy)
             m.extra["changes"] = changed
             checkpoint(self.admin_url)
-            m.loadavg_before = round(os.getloadavg()[0], 2)
+            self.settle(m)
             m.log = str(stem)
             outcome = run_timed(
                 sync, env=self.env, timeout=self.s.timeout, log_stem=stem, cwd=workdir
             )
-            m.seconds, m.peak_rss_kb = round(outcome.seconds, 3), outcome.peak_rss_kb
+            record(m, outcome)
             if not outcome.ok:
                 m.status = "timeout" if outcome.timed_out else "failed"
                 m.error = outcome.error
@@ -1046,14 +1119,13 @@ class Bench:
                     if not loaded.ok:
                         m.status, m.error = "failed", f"load before verify: {loaded.error}"
                     else:
-                        m.loadavg_before = round(os.getloadavg()[0], 2)
+                        self.settle(m)
                         stem = self.log_stem(scale, f"verify-{level}-{repeat}")
                         m.log = str(stem)
                         outcome = run_timed(
                             cmd, env=self.env, timeout=self.s.timeout, log_stem=stem, cwd=workdir
                         )
-                        m.seconds = round(outcome.seconds, 3)
-                        m.peak_rss_kb = outcome.peak_rss_kb
+                        record(m, outcome)
                         m.status = "ok" if outcome.ok else (
                             "timeout" if outcome.timed_out else "failed"
                         )  # fmt: skip
@@ -1217,6 +1289,7 @@ class Summary:
     rows_per_s: float | None
     mb_per_s: float | None
     peak_rss_kb: int | None
+    cpu_seconds: float | None
     check: TargetCheck | None
     errors: list[str]
 
@@ -1232,6 +1305,7 @@ def summarize(bench: Bench, scale: int, tool: str) -> Summary | None:
     times = [m.seconds for m in good if m.seconds is not None]
     median = statistics.median(times) if times else None
     rss = [m.peak_rss_kb for m in good if m.peak_rss_kb is not None]
+    cpu = [m.cpu_seconds for m in good if m.cpu_seconds is not None]
     check = next((m.check for m in runs if m.check is not None), None)
     errors = sorted({f"{m.status}: {m.error}" for m in runs if m.status != "ok" and m.error})
     return Summary(
@@ -1244,6 +1318,7 @@ def summarize(bench: Bench, scale: int, tool: str) -> Summary | None:
         rows_per_s=source.total_rows / median if median else None,
         mb_per_s=source.size_mb / median if median else None,
         peak_rss_kb=max(rss) if rss else None,
+        cpu_seconds=statistics.median(cpu) if cpu else None,
         check=check,
         errors=errors,
     )
@@ -1331,8 +1406,10 @@ def render_markdown(bench: Bench) -> str:
         "starting the tool to its exit, on an empty database; creating and dropping the database "
         "and the checks afterwards are not timed.",
         "- *rows/s* = source rows ÷ median; *MB/s* = SQLite file size (10^6 bytes) ÷ median.",
-        "- *peak RSS*: the largest resident set of any single process in the tool's process "
-        "tree (GNU time `%M`), the maximum over runs. PostgreSQL's own backends are not counted.",
+        "- *tool CPU s*: user + system CPU seconds of the tool's process tree (GNU time `%U` + "
+        "`%S`), median; for the floor that is sqlite3, psql and bash. *peak RSS*: the largest "
+        "resident set of any single process in that tree (`%M`), the maximum over runs. "
+        "PostgreSQL's backends are counted in neither.",
         "- *x floor*, *x pgloader*: the tool's median time divided by theirs (below 1 is faster); "
         "the rows/s ratio is the inverse.",
         "- *schema built*: found/expected in the target after the load — primary keys, foreign "
@@ -1358,15 +1435,15 @@ def automatic_notes(bench: Bench) -> list[str]:
             "development aid: rerun with the default builder (`sqlite2pg sample`) for figures "
             "on the published sample."
         )
-    cores = os.cpu_count() or 1
-    loads = [m.loadavg_before for m in bench.measurements if m.loadavg_before is not None]
-    busy = [x for x in loads if x > cores / 2 + 1]
+    timed = [m for m in bench.measurements if m.seconds is not None]
+    busy = [m for m in timed if m.cpu_busy_before is not None and m.cpu_busy_before > QUIET_BUSY]
     if busy:
+        worst = max(m.cpu_busy_before or 0 for m in busy)
         notes.append(
-            f"The 1-minute load average before a run reached {max(busy):.1f} on {cores} cores "
-            f"({len(busy)} of {len(loads)} runs above {cores / 2 + 1:g}; the previous run's "
-            "own load counts too): other work on the machine may have slowed some runs. "
-            "Per-run values are in the JSON."
+            f"{len(busy)} of {len(timed)} measurements started while other work kept the CPUs "
+            f"more than {QUIET_BUSY:.0%} busy (up to {worst:.0%}, after waiting "
+            f"{bench.s.quiet_wait:g} s for quiet); other programs on this machine may have slowed "
+            "them, which widens the min-max ranges. Per-run values are in the JSON."
         )
     if "pgloader" in bench.s.tools and any(
         m.tool == "pgloader" and m.check is not None for m in bench.measurements
@@ -1398,9 +1475,9 @@ def render_full(bench: Bench) -> list[str]:
             f"### Scale {scale}: {source.total_rows:,} rows in {len(source.tables)} tables, "
             f"{source.size_mb:,.1f} MB SQLite file",
             "",
-            "| tool | valid runs | wall s, median (min-max) | rows/s | MB/s | peak RSS "
-            "| x floor | x pgloader | schema built |",
-            "|---|---|---|---|---|---|---|---|---|",
+            "| tool | valid runs | wall s, median (min-max) | rows/s | MB/s | tool CPU s "
+            "| peak RSS | x floor | x pgloader | schema built |",
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         summaries = {t: summarize(bench, scale, t) for t in bench.s.tools}
         floor = summaries.get("floor")
@@ -1416,7 +1493,8 @@ def render_full(bench: Bench) -> list[str]:
             )
             out.append(
                 f"| {tool} | {sm.ok}/{sm.runs} | {spread} | {fmt_int(sm.rows_per_s)} "
-                f"| {fmt_float(sm.mb_per_s, 1)} | {fmt_mib(sm.peak_rss_kb)} "
+                f"| {fmt_float(sm.mb_per_s, 1)} | {fmt_float(sm.cpu_seconds, 1)} "
+                f"| {fmt_mib(sm.peak_rss_kb)} "
                 f"| {fmt_ratio(ratio(sm.median, floor.median if floor else None))} "
                 f"| {fmt_ratio(ratio(sm.median, pgl.median if pgl else None))} "
                 f"| {schema_cell(sm.check)} |"
@@ -1607,6 +1685,13 @@ def parse_args(argv: Sequence[str]) -> Settings:
     p.add_argument("--levels", default=",".join(ALL_LEVELS), help="verify levels")
     p.add_argument("--rebuild", action="store_true", help="rebuild cached source databases")
     p.add_argument("--keep-dbs", action="store_true", help="do not drop the bench_* databases")
+    p.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=60,
+        help="before each measurement wait up to this many seconds for the CPUs to be at most "
+        f"{QUIET_BUSY:.0%} busy with other work (default 60; 0 to skip)",
+    )
     a = p.parse_args(argv)
     try:
         scales = [int(x) for x in csv_list(a.scales)]
@@ -1639,6 +1724,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
         levels=levels,
         rebuild=a.rebuild,
         keep_dbs=a.keep_dbs,
+        quiet_wait=a.quiet_wait,
         argv=list(argv),
     )
 
