@@ -1257,3 +1257,87 @@ def test_sqlalchemy_style_boolean_checks_and_partial_indexes(tmp_path: Path, pg_
     assert "WHERE (is_active = true)" in indexes["users_active_email"]
     with psycopg.connect(pg_url) as conn, pytest.raises(pgerr.UniqueViolation):
         conn.execute("INSERT INTO users (email, is_active) VALUES ('b@x', true)")
+
+
+def test_identities_at_the_edges(tmp_path: Path, pg_url: str) -> None:
+    script = """
+    CREATE TABLE full_ids (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
+    INSERT INTO full_ids VALUES (9223372036854775807, 'last');
+    CREATE TABLE big_seq (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
+    INSERT INTO big_seq VALUES (3000000000, 'x');
+    DELETE FROM big_seq;
+    INSERT INTO big_seq VALUES (5, 'small id, large sequence');
+    CREATE TABLE hand_seq (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);
+    INSERT INTO hand_seq VALUES (3, 'x');
+    UPDATE sqlite_sequence SET seq = 'garbage' WHERE name = 'hand_seq';
+    """
+    cfg = parse_config("types:\n  int32: true\n")
+    report, _ = migrate(tmp_path, pg_url, script, config=cfg)
+    assert report.status == "ok", report.error
+    assert fetch(pg_url, "SELECT id FROM full_ids") == [(2**63 - 1,)]
+    assert any(w.startswith("full_ids.id:") for w in report.warnings)
+    # int32 would fit the ids, not the sequence: bigint, continuing after the sequence
+    assert types_of(pg_url, "big_seq")["id"] == "bigint"
+    assert types_of(pg_url, "hand_seq")["id"] == "integer"
+    with psycopg.connect(pg_url) as conn:
+        got = conn.execute("INSERT INTO big_seq (v) VALUES ('n') RETURNING id").fetchone()
+        assert got == (3000000001,)
+        got = conn.execute("INSERT INTO hand_seq (v) VALUES ('n') RETURNING id").fetchone()
+        assert got == (4,)
+
+
+def test_names_postgresql_reserves_or_refuses(tmp_path: Path, pg_url: str) -> None:
+    script = """
+    CREATE TABLE "Order" ("Group" INTEGER, "user" TEXT, "select" TEXT, "Ünïcödé Name" TEXT);
+    CREATE TABLE "user" (id INTEGER PRIMARY KEY, "check" TEXT UNIQUE);
+    CREATE INDEX "Order_Group" ON "Order" ("Group");
+    INSERT INTO "Order" VALUES (1, 'u', 's', 'n');
+    INSERT INTO "user" VALUES (1, 'c');
+    """
+    report, _ = migrate(tmp_path, pg_url, script)
+    assert report.status == "ok", report.warnings
+    assert user_tables(pg_url) == {"public.order", "public.user"}
+    assert list(columns(pg_url, "order")) == ["group", "user", "select", "Ünïcödé Name"]
+    assert fetch(pg_url, 'SELECT "group", "user" FROM "order"') == [(1, "u")]
+    assert {c[1] for c in constraints(pg_url, "user")} == {"p", "u"}
+
+
+@pytest.mark.parametrize(
+    ("script", "fragment"),
+    [
+        ('CREATE TABLE t ("" INTEGER, b INTEGER);', "empty name"),
+        (
+            "CREATE TABLE wide (" + ", ".join(f"c{i} INTEGER" for i in range(1601)) + ");",
+            "1600",
+        ),
+    ],
+)
+def test_tables_postgresql_cannot_hold_fail_before_writing(
+    tmp_path: Path, pg_url: str, script: str, fragment: str
+) -> None:
+    db = make_db(tmp_path / "src.db", script + "CREATE TABLE ok (id INTEGER PRIMARY KEY);")
+    with pytest.raises(PlanError) as info:
+        api.sync(db, pg_url, state=str(tmp_path / "state.db"), verify="off")
+    assert info.value.exit_code == 2
+    assert fragment in info.value.message and info.value.hint
+    assert user_tables(pg_url) == set()
+
+
+def test_a_wide_table(tmp_path: Path, pg_url: str) -> None:
+    # 400 columns: PostgreSQL takes them, but profiling them in one query would ask SQLite
+    # for more than its 2000 result columns
+    names = [f"c{i}" for i in range(400)]
+    kinds = ["", "", "", "INTEGER", "DATETIME"]  # no declared type: 7 aggregates each
+    decls = ", ".join(f"{n} {kinds[i % 5]}" for i, n in enumerate(names))
+    values = [(i, f"t{i}", i * 1.5, i, "2020-01-02")[i % 5] for i in range(400)]
+    report, _ = migrate(
+        tmp_path,
+        pg_url,
+        f"CREATE TABLE wide (id INTEGER PRIMARY KEY, {decls});",
+        {"wide": [(1, *values)]},
+    )
+    assert report.status == "ok"
+    row = fetch(pg_url, "SELECT * FROM wide")[0]
+    assert len(row) == 401
+    assert row[1:6] == (0, "t1", 3.0, 3, datetime(2020, 1, 2))
+    assert row[396:401] == (395, "t396", 595.5, 398, datetime(2020, 1, 2))

@@ -38,15 +38,17 @@ INT_RANGES = {
     "integer": (-(2**31), 2**31 - 1),
     "bigint": (-(2**63), 2**63 - 1),
 }
-_INT_TEXT = re.compile(r"[+-]?\d+\Z")
+# re.ASCII: \d would also take other scripts' digits ('٣' is not the integer 3 to SQLite or
+# PostgreSQL), which would turn unreadable text into a number.
+_INT_TEXT = re.compile(r"[+-]?\d+\Z", re.ASCII)
 _ISO = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?)?"
     r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?\Z",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 _SURROGATE = re.compile("[\ud800-\udfff]")
-_TIME = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?\Z")
+_TIME = re.compile(r"(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?\Z", re.ASCII)
 _TRUE = {"1", "t", "true", "y", "yes", "on"}
 _FALSE = {"0", "f", "false", "n", "no", "off"}
 _EPOCH = datetime(1970, 1, 1)

@@ -19,7 +19,7 @@ import psycopg
 
 from .convert import Converter, PolicyApplied, Reject, column_converter, describe
 from .model import ColumnPlan, Rejection, TablePlan
-from .source import RawText, iter_batches, qi
+from .source import RawText, corrupt_source, iter_batches, qi
 from .sqlite_sql import quote_ident
 
 Progress = Callable[[int], None]
@@ -143,6 +143,11 @@ def _batches(
         if "decode" in str(exc).lower():
             raise CarefulModeNeeded(str(exc)) from None
         raise
+    except sqlite3.DatabaseError as exc:
+        error = corrupt_source(exc, "a table's rows", sconn)
+        if error is None:
+            raise
+        raise error from exc
 
 
 def _convert(

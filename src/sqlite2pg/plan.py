@@ -33,6 +33,8 @@ from .sqlite_sql import Token, Translator, Untranslatable, quote_ident, tokenize
 from .typemap import TypeOptions, candidate_type, decide, profile_query
 
 Profiler = Callable[[str], tuple[object, ...]]
+MAX_COLUMNS = 1600  # PostgreSQL's limit; SQLite allows 2000 by default
+ID_MAX = {"integer": 2**31 - 1, "bigint": 2**63 - 1}
 
 
 def parse_pg_type(text: str) -> PgType:
@@ -112,7 +114,14 @@ def build_plan(
     for t in tables:
         plans.append(
             _plan_table(
-                conn, t, cfg, opts, table_names, relation_names, columns_of, warnings,
+                conn,
+                t,
+                cfg,
+                opts,
+                table_names,
+                relation_names,
+                columns_of,
+                warnings,
                 (known or {}).get(t.name),
             )
         )
@@ -176,6 +185,12 @@ def _plan_table(
         list(col_names.items()),
         f"tables: {{{t.name}: {{columns: {{SOURCE: {{rename: NEW}}}}}}}}",
     )
+    if len(t.columns) > MAX_COLUMNS:
+        raise PlanError(
+            f"table {t.name!r} has {len(t.columns)} columns; PostgreSQL allows at most "
+            f"{MAX_COLUMNS} in a table",
+            f"leave it out (exclude: [{t.name}]) and copy it in parts yourself",
+        )
     for c in tcfg.columns:
         if c not in col_names:
             raise PlanError(
@@ -196,15 +211,7 @@ def _plan_table(
         # nothing to decide: no scan; every value goes through its converter (dirty)
         count, profiles = 0, {c.name: ColumnProfile(dirty=1) for c in t.columns}
     else:
-        query = profile_query(qi(t.name), [(c, cand) for c, (cand, _) in cands.items()])
-        try:
-            row = conn.execute(query.sql).fetchone()
-        except sqlite3.DatabaseError as exc:
-            error = corrupt_source(exc, f"table {t.name!r}")
-            if error is None:
-                raise
-            raise error from exc
-        count, profiles = query.parse(tuple(row))
+        count, profiles = _profile(conn, t, list(cands.items()))
 
     def resolve_col(ident: str) -> str | None:
         for src, dst in col_names.items():
@@ -301,6 +308,31 @@ def _plan_table(
     )
 
 
+PROFILE_CHUNK = 250  # columns per scan: at most 7 aggregates each, SQLite returns <= 2000
+
+
+def _profile(
+    conn: sqlite3.Connection,
+    t: SourceTable,
+    cands: list[tuple[str, tuple[PgType | None, str]]],
+) -> tuple[int, dict[str, ColumnProfile]]:
+    """One scan per PROFILE_CHUNK columns (one scan for all but very wide tables)."""
+    count, profiles = 0, {}
+    for start in range(0, max(len(cands), 1), PROFILE_CHUNK):
+        chunk = [(c, cand) for c, (cand, _) in cands[start : start + PROFILE_CHUNK]]
+        query = profile_query(qi(t.name), chunk)
+        try:
+            row = conn.execute(query.sql).fetchone()
+        except sqlite3.DatabaseError as exc:
+            error = corrupt_source(exc, f"table {t.name!r}", conn)
+            if error is None:
+                raise
+            raise error from exc
+        count, part = query.parse(tuple(row))
+        profiles.update(part)
+    return count, profiles
+
+
 def _with_dirty(p: ColumnProfile, dirty: int) -> ColumnProfile:
     from dataclasses import replace
 
@@ -329,6 +361,14 @@ def _plan_column(
     start = None
     if identity:
         start = max(prof.int_max or 0, t.sequence or 0) + 1
+        if pg.kind == "integer" and start > ID_MAX["integer"]:  # sqlite_sequence beyond int4
+            pg, reason = PgType("bigint"), f"{reason}; sqlite_sequence exceeds integer -> bigint"
+        if start > ID_MAX["bigint"]:
+            start = ID_MAX["bigint"]
+            warnings.append(
+                f"{t.name}.{col.name}: the ids reached 9223372036854775807, the largest bigint; "
+                "the identity cannot give new values (SQLite could not either)"
+            )
     default = None
     if col.default_sql is not None and not identity:
         default = _default(col, pg, translator, t.name, warnings)

@@ -106,13 +106,46 @@ def _table_kinds(conn: sqlite3.Connection) -> dict[str, tuple[str, bool]]:
     return {r["name"]: (r["type"], bool(r["wr"])) for r in rows if r["schema"] == "main"}
 
 
+def corrupt_source(exc: sqlite3.Error, what: str, conn: sqlite3.Connection) -> SourceError | None:
+    """A SourceError (exit 2) for an SQLite error that means the file itself is damaged."""
+    name = getattr(exc, "sqlite_errorname", "")
+    damaged = name in ("SQLITE_CORRUPT", "SQLITE_NOTADB") or (
+        not name and type(exc) is sqlite3.DatabaseError
+    )
+    if not damaged:
+        return None
+    try:
+        file = next(str(r[2]) for r in conn.execute("PRAGMA database_list") if r[1] == "main")
+    except (sqlite3.Error, StopIteration):
+        file = "the source file"
+    return SourceError(
+        f"source file {file} is damaged: {what} cannot be read ({exc})",
+        "check it with `sqlite3 FILE 'PRAGMA integrity_check'`; `.recover` in the sqlite3 "
+        "shell can often save the readable rows into a new file",
+    )
+
+
 def read_catalog(conn: sqlite3.Connection, path: str = "") -> SourceCatalog:
     """Everything about the schema: tables, views, and what is not copied and why."""
+    try:
+        return _read_catalog(conn, path)
+    except sqlite3.DatabaseError as exc:
+        error = corrupt_source(exc, "the schema", conn)
+        if error is None:
+            raise
+        raise error from exc
+
+
+def _read_catalog(conn: sqlite3.Connection, path: str) -> SourceCatalog:
     objects = _rows(conn, "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY rowid")
     kinds = _table_kinds(conn)
     sequences: dict[str, int] = {}
     if any(o["name"] == "sqlite_sequence" for o in objects):
-        sequences = {r[0]: int(r[1]) for r in conn.execute("SELECT name, seq FROM sqlite_sequence")}
+        sequences = {
+            r[0]: r[1]
+            for r in conn.execute("SELECT name, seq FROM sqlite_sequence")
+            if isinstance(r[1], int)  # anything else was written by hand: max(id) decides
+        }
     virtual = [o["name"] for o in objects if (o["sql"] or "").upper().startswith("CREATE VIRTUAL")]
     tables: list[SourceTable] = []
     views: list[SourceView] = []

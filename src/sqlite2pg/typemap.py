@@ -84,7 +84,14 @@ def candidate_type(col: SourceColumn, opts: TypeOptions) -> tuple[PgType | None,
 
 
 def dirty_sql(t: PgType, c: str) -> str:
-    """SQL true for a non-NULL value that cannot be streamed to COPY unchanged for type ``t``."""
+    """SQL true for a non-NULL value that cannot be streamed to COPY unchanged for type ``t``.
+
+    Never NULL: SQLite's date functions return NULL for text they cannot read, and a NULL
+    test would let 'yesterday' through to COPY."""
+    return f"coalesce({_dirty_test(t, c)}, 1)"
+
+
+def _dirty_test(t: PgType, c: str) -> str:
     k = t.kind
     if k in ("bigint", "integer", "smallint"):
         return f"typeof({c}) NOT IN ('integer','null')"
@@ -169,22 +176,30 @@ class ProfileQuery:
         values: dict[str, dict[str, object]] = {}
         for (col, agg), v in zip(self.layout, row[1:], strict=True):
             values.setdefault(col, {})[agg] = v
-        count = int(row[0] or 0)
+        count = _int(row[0])
         profiles: dict[str, ColumnProfile] = {}
         for col, aggs in values.items():
-            nn = int(aggs.get("nonnull") or 0)  # type: ignore[call-overload]
             profiles[col] = ColumnProfile(
-                nulls=count - nn,
-                integers=int(aggs.get("integers") or 0),  # type: ignore[call-overload]
-                reals=int(aggs.get("reals") or 0),  # type: ignore[call-overload]
-                texts=int(aggs.get("texts") or 0),  # type: ignore[call-overload]
-                blobs=int(aggs.get("blobs") or 0),  # type: ignore[call-overload]
-                int_min=aggs.get("int_min"),  # type: ignore[arg-type]
-                int_max=aggs.get("int_max"),  # type: ignore[arg-type]
-                max_text_chars=aggs.get("max_chars"),  # type: ignore[arg-type]
-                dirty=int(aggs.get("dirty") or 0),  # type: ignore[call-overload]
+                nulls=count - _int(aggs.get("nonnull")),
+                integers=_int(aggs.get("integers")),
+                reals=_int(aggs.get("reals")),
+                texts=_int(aggs.get("texts")),
+                blobs=_int(aggs.get("blobs")),
+                int_min=_opt_int(aggs.get("int_min")),
+                int_max=_opt_int(aggs.get("int_max")),
+                max_text_chars=_opt_int(aggs.get("max_chars")),
+                dirty=_int(aggs.get("dirty")),
             )
         return count, profiles
+
+
+def _int(v: object) -> int:
+    """An SQLite aggregate as an int (sum() of no rows is NULL)."""
+    return int(v) if isinstance(v, (int, float)) else 0
+
+
+def _opt_int(v: object) -> int | None:
+    return int(v) if isinstance(v, (int, float)) else None
 
 
 def profile_query(table_sql: str, columns: list[tuple[str, PgType | None]]) -> ProfileQuery:
