@@ -428,18 +428,35 @@ def _finish_columns(ctx: Context, t: TablePlan, added: list[str], warnings: list
                 )
 
 
-def _check_foreign_keys(cur: Cursor) -> None:
-    """Deferred foreign keys are checked here, so a violation gets a message with a fix."""
+def _check_foreign_keys(cur: Cursor, plan: MigrationPlan) -> None:
+    """Deferred foreign keys are checked here, so a violation gets a message with a fix.
+
+    SQLite does not enforce foreign keys unless the application asks it to, so a source can
+    delete a parent whose children stay, or insert a child without its parent. PostgreSQL
+    cannot hold such a row under the constraint (NOT VALID only exempts rows that were there
+    when it was created), so the run stops with nothing written."""
     try:
         with ddl.savepoint(cur, "sqlite2pg_fk"):
             cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
     except pgerr.ForeignKeyViolation as exc:
         diag = exc.diag
+        cur.execute(
+            "SELECT c.relname, p.relname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "JOIN pg_class p ON p.oid = k.confrelid WHERE k.conname = %s "
+            "AND k.connamespace = %s::regnamespace",
+            (diag.constraint_name, plan.schema),
+        )
+        row = cur.fetchone()
+        source = {t.name: t.source.name for t in plan.tables}
+        pair = [source.get(n, n) for n in row[::-1]] if row else []
+        tables = ",".join(pair) if pair else "PARENT,CHILD"
         raise Sqlite2pgError(
-            f"the changes would leave rows without their parent ({diag.constraint_name} on "
-            f"{diag.table_name}): {(diag.message_detail or '').strip()} Nothing was written.",
-            "the source does not enforce this foreign key and now holds orphan rows; reload the "
-            f"child table to keep them (sqlite2pg sync --full --tables ...), or fix the source",
+            f"the source now holds rows without their parent ({diag.constraint_name}: "
+            f"{(diag.message_detail or '').strip()}), which PostgreSQL cannot keep under the "
+            "foreign key; nothing was written",
+            "SQLite does not enforce foreign keys unless the application turns them on. Fix "
+            f"the rows in the source, or reload both tables (sqlite2pg sync --full --tables "
+            f"{tables}): the foreign key is then created NOT VALID and keeps today's orphans",
         ) from exc
 
 
@@ -573,22 +590,29 @@ def run_incremental(
                 "nothing changed since the last sync: no table in the target was written"
             )
             obs.message("nothing changed since the last sync")
-        _check_foreign_keys(cur)
+        _check_foreign_keys(cur, plan)
         status = "rejected" if report.rejected else "ok"
         syncstate.save_run(
             cur, schema, report.run_id, "sync", "incremental", status, report.started_at,
             {"tables": {k: v.as_dict() for k, v in report.tables.items()}},
         )
     pg.commit()
-    for w in works:
-        if w.det.after_commit is not None:
-            try:
-                w.det.after_commit()
-            except sqlite3.Error as exc:
-                report.warnings.append(
-                    f"{w.t.source.name}: change log not trimmed ({exc}); the next run skips "
-                    "entries it has already applied"
-                )
+    hooks = [w for w in works if w.det.after_commit is not None]
+    if hooks:
+        # Nothing more is read from the snapshot: end it, or (without WAL) our own read lock
+        # would block the trim; the pipeline's snapshot block ends the fresh, empty one.
+        sconn.execute("COMMIT")
+        try:
+            for w in hooks:
+                try:
+                    w.det.after_commit()  # type: ignore[misc]
+                except sqlite3.Error as exc:
+                    report.warnings.append(
+                        f"{w.t.source.name}: change log not trimmed ({exc}); the next run "
+                        "skips the entries it has already applied"
+                    )
+        finally:
+            sconn.execute("BEGIN")
 
 
 def known_types(existing: dict[str, SyncedTable]) -> dict[str, dict[str, str]]:

@@ -1,0 +1,442 @@
+"""Incremental sync, end to end: an application changes the source (foreign keys on), sqlite2pg
+syncs, and every value in PostgreSQL is compared with the source, for ten rounds per strategy.
+
+The comparison (``assert_same``) is independent of sqlite2pg's own code: it reads both databases
+and converts the source values by hand the way a DBA would expect (DATETIME text -> timestamp,
+NUMERIC -> exact decimal), so a wrong row, a missing row or an extra row fails the test.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import sqlite2pg.api as api
+from sqlite2pg.config import Config
+from sqlite2pg.errors import LockHeldError, MassDeleteError
+from sqlite2pg.naming import apply_policy
+from sqlite2pg.sample import apply_changes, write_sample
+
+ROUNDS = 10
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _expected(declared: str, value: object) -> object:
+    if value is None:
+        return None
+    kind = declared.upper()
+    if kind in ("DATETIME", "TIMESTAMP"):
+        assert isinstance(value, str), value
+        return datetime.fromisoformat(value)
+    if kind.startswith("NUMERIC"):
+        return Decimal(repr(value))
+    return value
+
+
+def user_tables(src: sqlite3.Connection) -> list[str]:
+    return [
+        r[0]
+        for r in src.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE '\\_sqlite2pg%' ESCAPE '\\' ORDER BY name"
+        )
+    ]
+
+
+def assert_same(source: Path, pg_url: str, schema: str = "public") -> int:
+    """Every row of every table equal on both sides (by hand-written expectations); returns
+    the number of rows compared."""
+    src = sqlite3.connect(source)
+    compared = 0
+    try:
+        with psycopg.connect(pg_url) as pg:
+            for table in user_tables(src):
+                info = src.execute(f'PRAGMA table_info("{table}")').fetchall()
+                cols = [c[1] for c in info]
+                declared = {c[1]: c[2] for c in info}
+                pk = [c[1] for c in sorted(info, key=lambda c: c[5]) if c[5]] or cols
+                idx = [cols.index(c) for c in pk]
+
+                def key(row: tuple[Any, ...], idx: list[int] = idx) -> str:
+                    return repr([row[i] for i in idx])
+
+                source_rows = sorted(
+                    (
+                        tuple(_expected(declared[c], v) for c, v in zip(cols, r, strict=True))
+                        for r in src.execute(f'SELECT * FROM "{table}"')
+                    ),
+                    key=key,
+                )
+                tcols = ", ".join(f'"{apply_policy(c, "snake_case")}"' for c in cols)
+                target = f'"{schema}"."{apply_policy(table, "snake_case")}"'
+                target_rows = sorted(
+                    (tuple(r) for r in pg.execute(f"SELECT {tcols} FROM {target}")), key=key
+                )
+                if source_rows != target_rows:
+                    s, t = set(source_rows), set(target_rows)
+                    raise AssertionError(
+                        f"{table}: {len(source_rows)} source rows, {len(target_rows)} target "
+                        f"rows; only in source: {sorted(s - t, key=key)[:3]}; only in target: "
+                        f"{sorted(t - s, key=key)[:3]}"
+                    )
+                compared += len(source_rows)
+    finally:
+        src.close()
+    return compared
+
+
+def row_versions(pg_url: str, schema: str = "public") -> dict[str, set[tuple[str, str]]]:
+    """(ctid, xmin) of every row of every user table: equal before and after a run means the
+    run wrote nothing there."""
+    out: dict[str, set[tuple[str, str]]] = {}
+    with psycopg.connect(pg_url) as pg:
+        tables = [
+            r[0]
+            for r in pg.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_type = 'BASE TABLE'",
+                (schema,),
+            )
+        ]
+        for t in tables:
+            out[t] = {
+                (str(a), str(b))
+                for a, b in pg.execute(f'SELECT ctid::text, xmin::text FROM "{schema}"."{t}"')
+            }
+    return out
+
+
+def sync(source: Path, pg_url: str, tmp_path: Path, config: Config | None = None, **kw: Any) -> Any:
+    kw.setdefault("verify", "off")
+    return api.sync(source, pg_url, config=config, state=str(tmp_path / "state.db"), **kw)
+
+
+def _check_counts(report: Any, counts: Any, *, exact_updates: bool = False) -> None:
+    """What the sync applied is what the application did."""
+    for table, res in report.tables.items():
+        assert res.inserted == counts.inserted.get(table, 0), (table, res.as_dict())
+        assert res.deleted == counts.deleted.get(table, 0), (table, res.as_dict())
+        if exact_updates:
+            assert res.updated == counts.updated.get(table, 0), (table, res.as_dict())
+        else:  # an "update" may write the value a row already had
+            assert res.updated <= counts.updated.get(table, 0), (table, res.as_dict())
+
+
+def _rounds(
+    source: Path,
+    pg_url: str,
+    tmp_path: Path,
+    config: Config | None,
+    strategy: dict[str, str],
+    fraction: float = 0.02,
+    **shares: float,
+) -> None:
+    first = sync(source, pg_url, tmp_path, config)
+    assert first.mode == "full" and first.status == "ok"
+    assert {k: v.strategy for k, v in first.tables.items()} == strategy
+    assert_same(source, pg_url)
+    for r in range(ROUNDS):
+        counts = apply_changes(source, fraction, seed=100 + r, **shares)
+        assert counts.total > 0
+        report = sync(source, pg_url, tmp_path, config)
+        assert report.mode == "incremental", report.as_dict()
+        assert report.status == "ok", report.as_dict()
+        assert {k: v.strategy for k, v in report.tables.items()} == strategy
+        _check_counts(report, counts)
+        assert_same(source, pg_url)
+
+
+# --------------------------------------------------------------------------- multi-round
+
+
+def test_hash_ten_rounds_on_chinook(chinook: Path, pg_url: str, tmp_path: Path) -> None:
+    tables = api.plan(chinook).tables
+    _rounds(chinook, pg_url, tmp_path, None, {t.source.name: "hash" for t in tables})
+
+
+def test_timestamp_ten_rounds(pg_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "sample.db"
+    write_sample(db, scale=0.3, seed=5, updated_at=True)
+    tables = api.plan(db).tables
+    assert {t.strategy_column for t in tables} == {"updated_at"}  # auto-detected
+    _rounds(db, pg_url, tmp_path, None, {t.source.name: "timestamp" for t in tables})
+
+
+def test_append_ten_rounds(chinook: Path, pg_url: str, tmp_path: Path) -> None:
+    """Insert-only tables (their rows are inserted and deleted, never updated)."""
+    cfg = Config.model_validate(
+        {"tables": {"InvoiceLine": {"strategy": "append"}, "Invoice": {"strategy": "append"}}}
+    )
+    names = [t.source.name for t in api.plan(chinook, config=cfg).tables]
+    strategy = {n: "append" if n in ("InvoiceLine", "Invoice") else "hash" for n in names}
+    _rounds(chinook, pg_url, tmp_path, cfg, strategy, inserts=0.5, updates=0.0, deletes=0.5)
+
+
+def test_triggers_ten_rounds(chinook: Path, pg_url: str, tmp_path: Path) -> None:
+    names = [t.source.name for t in api.plan(chinook).tables]
+    cfg = Config.model_validate({"tables": {n: {"strategy": "triggers"} for n in names}})
+    first = sync(chinook, pg_url, tmp_path, cfg)
+    assert any("installed change-log triggers" in w for w in first.warnings)
+    src = sqlite3.connect(chinook)
+    triggers = src.execute(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE '_sqlite2pg_%'"
+    ).fetchone()[0]
+    src.close()
+    assert triggers == 3 * len(names)
+    for r in range(ROUNDS):
+        counts = apply_changes(chinook, 0.02, seed=200 + r)
+        report = sync(chinook, pg_url, tmp_path, cfg)
+        assert report.mode == "incremental" and report.status == "ok"
+        assert {v.strategy for v in report.tables.values()} == {"triggers"}
+        _check_counts(report, counts)
+        assert_same(chinook, pg_url)
+        src = sqlite3.connect(chinook)
+        left = src.execute("SELECT count(*) FROM _sqlite2pg_changes").fetchone()[0]
+        src.close()
+        assert left == 0, "the change log is trimmed once the target committed"
+    again = sync(chinook, pg_url, tmp_path, cfg)
+    assert not any("installed" in w for w in again.warnings)
+
+
+def test_full_ten_rounds(chinook: Path, pg_url: str, tmp_path: Path) -> None:
+    names = [t.source.name for t in api.plan(chinook).tables]
+    cfg = Config.model_validate({"tables": {n: {"strategy": "full"} for n in names}})
+    _rounds(chinook, pg_url, tmp_path, cfg, {n: "full" for n in names})
+
+
+def test_table_without_primary_key_is_reloaded_only_when_it_changed(
+    pg_url: str, tmp_path: Path
+) -> None:
+    db = tmp_path / "nopk.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE log (at TEXT, msg TEXT); "
+        "INSERT INTO log VALUES ('a', 'x'), ('a', 'x'), ('b', NULL);"
+        "CREATE TABLE k (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO k VALUES (1, 'one');"
+    )
+    conn.commit()
+    sync(db, pg_url, tmp_path)
+    before = row_versions(pg_url)
+    report = sync(db, pg_url, tmp_path)
+    assert report.tables["log"].strategy == "full"
+    assert row_versions(pg_url) == before
+    conn.execute("INSERT INTO log VALUES ('a', 'x')")  # a third duplicate
+    conn.execute("DELETE FROM log WHERE at = 'b'")
+    conn.commit()
+    report = sync(db, pg_url, tmp_path)
+    res = report.tables["log"]
+    assert (res.inserted, res.deleted) == (1, 1)
+    with psycopg.connect(pg_url) as pg:
+        assert pg.execute("SELECT at, msg, count(*) FROM log GROUP BY 1, 2").fetchall() == [
+            ("a", "x", 3)
+        ]
+    conn.close()
+
+
+# --------------------------------------------------------------------------- nothing changed
+
+
+@pytest.mark.parametrize("strategy", ["hash", "timestamp", "triggers", "append", "full"])
+def test_nothing_changed_writes_nothing(pg_url: str, tmp_path: Path, strategy: str) -> None:
+    db = tmp_path / "s.db"
+    write_sample(db, scale=0.05, seed=3, updated_at=True)
+    tables: dict[str, Any] = {"Track": {"strategy": strategy}, "Genre": {"strategy": "hash"}}
+    cfg = Config.model_validate({"tables": tables})
+    sync(db, pg_url, tmp_path, cfg)
+    before = row_versions(pg_url)
+    for _ in range(2):
+        report = sync(db, pg_url, tmp_path, cfg)
+        assert report.mode == "incremental"
+        assert report.tables["Track"].strategy == strategy
+        totals = report.as_dict()["totals"]
+        assert (totals["inserted"], totals["updated"], totals["deleted"]) == (0, 0, 0)
+        assert any("nothing changed" in w for w in report.warnings)
+        assert row_versions(pg_url) == before
+    with psycopg.connect(pg_url) as pg:
+        modes = [r[0] for r in pg.execute("SELECT mode FROM sqlite2pg.runs ORDER BY finished_at")]
+    assert modes == ["full", "incremental", "incremental"], "every run is recorded"
+
+
+def test_updating_a_row_to_the_same_values_writes_nothing(
+    chinook: Path, pg_url: str, tmp_path: Path
+) -> None:
+    sync(chinook, pg_url, tmp_path)
+    conn = sqlite3.connect(chinook)
+    conn.execute("UPDATE Track SET UnitPrice = 0.99 + 0 WHERE TrackId = 1")  # same value
+    conn.execute("UPDATE Artist SET Name = Name || '' WHERE ArtistId = 1")
+    conn.commit()
+    conn.close()
+    before = row_versions(pg_url)
+    report = sync(chinook, pg_url, tmp_path)
+    assert report.as_dict()["totals"]["updated"] == 0
+    assert row_versions(pg_url) == before
+
+
+# --------------------------------------------------------------------------- guard, lock
+
+
+def test_mass_delete_guard_stops_before_writing(chinook: Path, pg_url: str, tmp_path: Path) -> None:
+    sync(chinook, pg_url, tmp_path)
+    conn = sqlite3.connect(chinook)
+    conn.execute("DELETE FROM PlaylistTrack WHERE PlaylistId IN (1, 8)")  # 6,580 of 8,715
+    conn.execute("UPDATE Artist SET Name = 'changed' WHERE ArtistId = 1")
+    conn.commit()
+    conn.close()
+    before = row_versions(pg_url)
+    with pytest.raises(MassDeleteError) as err:
+        sync(chinook, pg_url, tmp_path)
+    msg = str(err.value)
+    assert "PlaylistTrack" in msg and "6,580 of 8,715" in msg and "--allow-mass-delete" in msg
+    assert err.value.exit_code == 2
+    assert row_versions(pg_url) == before, "nothing was written"
+    report = sync(chinook, pg_url, tmp_path, allow_mass_delete=True)
+    assert report.tables["PlaylistTrack"].deleted == 6580
+    assert_same(chinook, pg_url)
+
+
+def test_source_replaced_by_an_empty_copy_is_stopped(
+    chinook: Path, pg_url: str, tmp_path: Path
+) -> None:
+    sync(chinook, pg_url, tmp_path)
+    conn = sqlite3.connect(chinook)
+    conn.execute("PRAGMA foreign_keys = OFF")
+    for t in user_tables(conn):
+        conn.execute(f'DELETE FROM "{t}"')
+    conn.commit()
+    conn.close()
+    with pytest.raises(MassDeleteError):
+        sync(chinook, pg_url, tmp_path)
+    with psycopg.connect(pg_url) as pg:
+        assert pg.execute("SELECT count(*) FROM track").fetchone() == (3503,)
+
+
+def test_a_second_run_exits_while_one_holds_the_lock(
+    chinook: Path, pg_url: str, tmp_path: Path
+) -> None:
+    from sqlite2pg.incremental import apply_lock_key
+    from sqlite2pg.locking import advisory_lock_id
+
+    sync(chinook, pg_url, tmp_path)
+    with psycopg.connect(pg_url) as other:
+        other.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_lock_id(apply_lock_key("public")),))
+        with pytest.raises(LockHeldError) as err:
+            sync(chinook, pg_url, tmp_path)
+        assert err.value.exit_code == 75
+        assert "another sqlite2pg run" in str(err.value)
+    assert sync(chinook, pg_url, tmp_path).status == "ok"
+
+
+# --------------------------------------------------------------------------- rejected rows
+
+
+def test_rejected_update_keeps_the_last_good_row_and_is_retried(
+    pg_url: str, tmp_path: Path
+) -> None:
+    for strategy in ("hash", "timestamp", "triggers", "append"):
+        db = tmp_path / f"r_{strategy}.db"
+        conn = sqlite3.connect(db)
+        conn.executescript(
+            "CREATE TABLE item (id INTEGER PRIMARY KEY, qty INTEGER, "
+            "updated_at DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP);"
+            "INSERT INTO item (id, qty) VALUES (1, 10), (2, 20), (3, 30);"
+        )
+        conn.commit()
+        cfg = Config.model_validate(
+            {"schema": f"s_{strategy}", "tables": {"item": {"strategy": strategy}}}
+        )
+        sync(db, pg_url, tmp_path, cfg)
+        if strategy == "append":
+            conn.execute("INSERT INTO item (id, qty) VALUES (4, 'four')")
+        else:
+            conn.execute("UPDATE item SET qty = 'lots', updated_at = datetime('now', '+1 hour') WHERE id = 2")
+        conn.commit()
+        bad = 4 if strategy == "append" else 2
+        for _ in range(2):  # reported on every run until the source is fixed
+            report = sync(db, pg_url, tmp_path, cfg)
+            assert report.status == "rejected", strategy
+            assert report.tables["item"].rejected == 1, strategy
+            with psycopg.connect(pg_url) as pg:
+                rows = pg.execute(f"SELECT id, qty FROM s_{strategy}.item ORDER BY id").fetchall()
+            expected = [(1, 10), (2, 20), (3, 30)]
+            assert rows == expected, strategy  # the last good version stays
+        conn.execute("UPDATE item SET qty = 44, updated_at = datetime('now', '+2 hours') WHERE id = ?", (bad,))
+        conn.commit()
+        report = sync(db, pg_url, tmp_path, cfg)
+        assert report.status == "ok", strategy
+        with psycopg.connect(pg_url) as pg:
+            assert pg.execute(f"SELECT qty FROM s_{strategy}.item WHERE id = %s", (bad,)).fetchone() == (44,)
+        conn.close()
+
+
+# --------------------------------------------------------------------------- identities, CLI
+
+
+def test_identity_continues_after_incremental_inserts(
+    chinook: Path, pg_url: str, tmp_path: Path
+) -> None:
+    sync(chinook, pg_url, tmp_path)
+    conn = sqlite3.connect(chinook)
+    conn.execute("INSERT INTO Artist (ArtistId, Name) VALUES (900, 'Far Away')")
+    conn.commit()
+    conn.close()
+    sync(chinook, pg_url, tmp_path)
+    with psycopg.connect(pg_url) as pg:
+        new_id = pg.execute("INSERT INTO artist (name) VALUES ('x') RETURNING artist_id").fetchone()
+    assert new_id == (901,)
+
+
+def test_cli_incremental_json(chinook: Path, pg_url: str, tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    def run() -> dict[str, Any]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "sqlite2pg", "sync", "--source", str(chinook), "--target",
+             pg_url, "--state", str(tmp_path / "st.db"), "--verify", "off", "--json"],
+            capture_output=True, text=True, cwd=tmp_path, check=False,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+    assert run()["mode"] == "full"
+    conn = sqlite3.connect(chinook)
+    conn.execute("UPDATE Genre SET Name = 'Rock!' WHERE GenreId = 1")
+    conn.execute("INSERT INTO Genre VALUES (26, 'Polka')")
+    conn.execute("DELETE FROM PlaylistTrack WHERE PlaylistId = 18")
+    conn.commit()
+    conn.close()
+    out = run()
+    assert out["mode"] == "incremental"
+    genre = out["tables"]["Genre"]
+    assert (genre["inserted"], genre["updated"], genre["deleted"], genre["unchanged"]) == (1, 1, 0, 24)
+    assert genre["strategy"] == "hash"
+    assert out["tables"]["PlaylistTrack"]["deleted"] == 1
+    assert out["totals"]["deleted"] == 1
+
+
+def test_orphans_made_by_a_source_without_foreign_keys_stop_the_run_with_a_fix(
+    chinook: Path, pg_url: str, tmp_path: Path
+) -> None:
+    sync(chinook, pg_url, tmp_path)
+    conn = sqlite3.connect(chinook)  # foreign keys off: SQLite's default
+    conn.execute("DELETE FROM Genre WHERE GenreId = 25")  # one track still refers to it
+    conn.commit()
+    conn.close()
+    before = row_versions(pg_url)
+    with pytest.raises(Exception) as err:
+        sync(chinook, pg_url, tmp_path)
+    assert "without their parent" in str(err.value)
+    assert "--full --tables Genre,Track" in str(err.value)
+    assert row_versions(pg_url) == before
+    sync(chinook, pg_url, tmp_path, full=True, tables=["Genre", "Track"])
+    assert sync(chinook, pg_url, tmp_path).status == "ok"
+    assert_same(chinook, pg_url)
