@@ -513,6 +513,36 @@ def test_collate_nocase_is_case_insensitive(tmp_path: Path, pg_url: str) -> None
     assert "COLLATE" in indexes["u_tag"]
 
 
+def test_nocase_columns_stay_writable_under_translated_checks_and_indexes(
+    tmp_path: Path, pg_url: str
+) -> None:
+    # PostgreSQL refuses LIKE and substring searches under a nondeterministic collation, and
+    # only says so when a row is written: an empty table would take the index and the check,
+    # and then refuse every INSERT.
+    script = """
+    CREATE TABLE nc (
+      id INTEGER PRIMARY KEY,
+      name TEXT COLLATE NOCASE CHECK (name NOT LIKE '% %' AND instr(name, '@') = 0),
+      tag TEXT COLLATE NOCASE
+    );
+    CREATE INDEX nc_a ON nc (name) WHERE name LIKE 'a%';
+    CREATE INDEX nc_tag ON nc (replace(tag, '-', ''));
+    """
+    report, _ = migrate(tmp_path, pg_url, script)
+    assert report.status == "ok"
+    assert len([c for c in constraints(pg_url, "nc") if c[1] == "c"]) == 1
+    indexes = {
+        r[0] for r in fetch(pg_url, "SELECT indexname FROM pg_indexes WHERE tablename = 'nc'")
+    }
+    assert indexes == {"nc_pkey", "nc_a", "nc_tag"}
+    with psycopg.connect(pg_url) as conn:
+        conn.execute("INSERT INTO nc (name, tag) VALUES ('Abc', 'x-y'), ('b', NULL)")
+        conn.commit()
+        with pytest.raises(pgerr.CheckViolation):
+            conn.execute("INSERT INTO nc (name) VALUES ('a b')")
+    assert fetch(pg_url, "SELECT count(*) FROM nc") == [(2,)]
+
+
 def test_nocase_primary_key_with_values_only_icu_folds_never_fails_the_run(
     tmp_path: Path, pg_url: str
 ) -> None:

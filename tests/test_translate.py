@@ -120,8 +120,10 @@ def test_view_select_and_its_translation() -> None:
         ("a IS NOT NULL", '"a" IS NOT NULL'),
         ("a IS b", '"a" IS NOT DISTINCT FROM "b"'),
         ("a IS NOT b", '"a" IS DISTINCT FROM "b"'),
-        ("name LIKE 'ab%'", "\"name\" ILIKE 'ab%'"),  # SQLite's LIKE ignores case
-        ("name NOT LIKE '_x'", "\"name\" NOT ILIKE '_x'"),
+        # SQLite's LIKE ignores case, and the column's collation
+        ("name LIKE 'ab%'", '"name" ILIKE \'ab%\' COLLATE "default"'),
+        ("name NOT LIKE '_x'", '"name" NOT ILIKE \'_x\' COLLATE "default"'),
+        ("name LIKE b", '"name" ILIKE "b"'),
         ("CAST(a AS INTEGER)", 'CAST("a" AS bigint)'),
         ("CAST(price AS REAL) > 1", 'CAST("price" AS double precision) > 1'),
         ("CAST(a AS TEXT) || name", 'CAST("a" AS text) || "name"'),
@@ -129,7 +131,8 @@ def test_view_select_and_its_translation() -> None:
         ("max(a, b, 3)", 'greatest("a", "b", 3)'),
         ("min(a, b)", 'least("a", "b")'),
         ("substr(name, 1, 2)", 'substr("name", 1, 2)'),
-        ("instr(name, 'x') > 0", "strpos(\"name\", 'x') > 0"),
+        ("instr(name, 'x') > 0", 'strpos(("name") COLLATE "default", \'x\') > 0'),
+        ("replace(name, 'a', 'b')", "replace((\"name\") COLLATE \"default\", 'a', 'b')"),
         ("trim(name)", 'btrim("name")'),
         ("a IN (1, 2, 3)", '"a" IN (1, 2, 3)'),
         ("a BETWEEN 1 AND 2", '"a" BETWEEN 1 AND 2'),

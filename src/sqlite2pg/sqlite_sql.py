@@ -270,6 +270,7 @@ _STRFTIME = {
     "j": "DDD",
 }
 NOW_UTC = "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+DEFAULT_COLLATION = 'COLLATE "default"'
 NOW_TEXT = f"to_char({NOW_UTC}, 'YYYY-MM-DD HH24:MI:SS')"
 EPOCH_NOW = "floor(extract(epoch from CURRENT_TIMESTAMP))::bigint"
 JULIAN_NOW = "(extract(epoch from CURRENT_TIMESTAMP) / 86400 + 2440587.5)::double precision"
@@ -365,6 +366,13 @@ class Translator:
                 continue
             elif tok.kind == "word" and up in ("LIKE",):
                 yield "ILIKE"  # SQLite's LIKE ignores (ASCII) case
+                if nxt is not None and nxt.kind == "str":
+                    # SQLite's LIKE ignores the column's collation; PostgreSQL refuses ILIKE
+                    # under a nondeterministic one (our NOCASE), and would only say so when a
+                    # row is written: name the deterministic default on the pattern.
+                    yield f"{nxt.text} {DEFAULT_COLLATION}"
+                    i += 2
+                    continue
             elif tok.kind == "word" and up in ("GLOB", "REGEXP", "MATCH"):
                 raise Untranslatable(f"{up} has no PostgreSQL equivalent here")
             elif tok.kind == "word" and up == "COLLATE" and nxt is not None:
@@ -412,7 +420,11 @@ class Translator:
             return f"upper(encode({self._tokens(args)}, 'hex'))"
         if name not in _FUNCTIONS:
             raise Untranslatable(f"function {name.lower()}()")
-        inner = ", ".join(self._tokens(p) for p in split_top(args))
+        parts = [self._tokens(p) for p in split_top(args)]
+        if name in ("INSTR", "REPLACE") and parts:
+            # substring searches fail under a nondeterministic collation (see LIKE)
+            parts[0] = f"({parts[0]}) {DEFAULT_COLLATION}"
+        inner = ", ".join(parts)
         if name == "COUNT" and not args:
             inner = ""
         return f"{_FUNCTIONS[name]}({inner})"
