@@ -516,13 +516,7 @@ class HashStrategy:
 
     def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
         if not has_rowid(t):
-            det = CompareStrategy().detect(ctx, t, prev)
-            return det
-        if prev.strategy != self.name:
-            det = CompareStrategy().detect(ctx, t, prev)
-            det.save = lambda cur, rejected: self._save_all(ctx, t, rejected)
-            det.notes.append(f"strategy changed from {prev.strategy} to hash: table compared whole")
-            return det
+            return CompareStrategy().detect(ctx, t, prev)
         ensure_state(ctx.cur)
         ctx.cur.execute(
             f"SELECT bucket, h FROM {STATE_SCHEMA}.hash_buckets "
@@ -585,21 +579,6 @@ class HashStrategy:
 
         det.save = save
         return det
-
-    def _save_all(self, ctx: Context, t: TablePlan, rejected: list[Key]) -> None:
-        ensure_state(ctx.cur)
-        ctx.cur.execute(
-            f"DELETE FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s AND source_table = %s",
-            (ctx.schema, t.source.name),
-        )
-        retry = _buckets_of(ctx.sconn, t, rejected)
-        with ctx.cur.copy(
-            f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, keys) "
-            "FROM STDIN"
-        ) as cp:
-            for bucket, h, n, keys in self._reader(ctx, t).hashes(with_keys=True):
-                cp.write_row((ctx.schema, t.source.name, bucket, None if bucket in retry else h,
-                              n, keys))
 
 
 def _buckets_of(sconn: sqlite3.Connection, t: TablePlan, keys: Sequence[Key]) -> set[int]:
@@ -692,14 +671,6 @@ class _CursorStrategy:
         ensure_state(ctx.cur)
         hw_now = self.high_water(ctx, t)
         prev_hw = _from_json(prev.high_water)
-        if prev.strategy != self.name or prev.strategy_column != self.column(t) or (
-            prev_hw is None and prev.high_water is not None
-        ):
-            det = CompareStrategy().detect(ctx, t, prev)
-            det.high_water = _json_value(hw_now)
-            det.save = lambda cur, rejected: save_pending(ctx, t, rejected)
-            det.notes.append(f"{t.source.name}: strategy or column changed: table compared whole")
-            return det
         det = Detected(high_water=_json_value(hw_now), source_rows=source_count(ctx.sconn, t))
         pending = load_pending(ctx, t)
         upserts: set[Key] = set()
@@ -813,12 +784,7 @@ class TriggersStrategy:
         ensure_state(ctx.cur)
         pos = self._position(ctx)
         prev_pos = _from_json(prev.high_water)
-        if (
-            pos is None
-            or prev.strategy != self.name
-            or not isinstance(prev_pos, int)
-            or pos < prev_pos
-        ):
+        if pos is None or not isinstance(prev_pos, int) or pos < prev_pos:
             det = CompareStrategy().detect(ctx, t, prev)
             det.high_water = json.dumps(pos or 0)
             det.save = lambda cur, rejected: save_pending(ctx, t, rejected)
