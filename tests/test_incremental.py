@@ -440,3 +440,102 @@ def test_orphans_made_by_a_source_without_foreign_keys_stop_the_run_with_a_fix(
     sync(chinook, pg_url, tmp_path, full=True, tables=["Genre", "Track"])
     assert sync(chinook, pg_url, tmp_path).status == "ok"
     assert_same(chinook, pg_url)
+
+
+# --------------------------------------------------------------------------- timestamp edges
+
+
+def _stamped_db(path: Path, *, wal: bool = False, declared: str = "DATETIME") -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, updated_at {declared})")
+    conn.execute("INSERT INTO item VALUES (1, 'a', '2024-05-01 10:00:00'), "
+                 "(2, 'b', '2024-05-01 11:00:00'), (3, 'c', '2024-05-01 12:00:00')")
+    return conn
+
+
+def _target_rows(pg_url: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(pg_url) as pg:
+        return [tuple(r) for r in pg.execute("SELECT id, v FROM item ORDER BY id")]
+
+
+def test_timestamp_late_commit_behind_the_high_water_mark(pg_url: str, tmp_path: Path) -> None:
+    """A row stamped before the last sync's high-water mark but committed after that sync (the
+    application took its timestamp, then committed later) is still picked up: look-back."""
+    db = tmp_path / "late.db"
+    app = _stamped_db(db, wal=True)
+    sync(db, pg_url, tmp_path)
+    # a writer holds an open transaction during a sync: WAL, so the sync neither waits for it
+    # nor sees its row
+    slow = sqlite3.connect(db, isolation_level=None)
+    slow.execute("BEGIN IMMEDIATE")
+    slow.execute("UPDATE item SET v = 'slow', updated_at = '2024-05-01 12:30:00' WHERE id = 1")
+    report = sync(db, pg_url, tmp_path)
+    assert report.as_dict()["totals"]["updated"] == 0
+    slow.execute("COMMIT")
+    slow.close()
+    app.execute("UPDATE item SET v = 'new', updated_at = '2024-05-01 13:00:00' WHERE id = 2")
+    sync(db, pg_url, tmp_path)  # high-water mark now 13:00
+    assert _target_rows(pg_url) == [(1, "slow"), (2, "new"), (3, "c")]
+    # committed after that sync, stamped one minute before its high-water mark
+    app.execute("UPDATE item SET v = 'late', updated_at = '2024-05-01 12:59:00' WHERE id = 3")
+    report = sync(db, pg_url, tmp_path)
+    assert report.tables["item"].updated == 1
+    assert _target_rows(pg_url) == [(1, "slow"), (2, "new"), (3, "late")]
+    assert_same(db, pg_url)
+
+
+def test_timestamp_equal_to_the_high_water_mark_is_not_skipped(pg_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "eq.db"
+    app = _stamped_db(db)
+    sync(db, pg_url, tmp_path)  # high-water mark 2024-05-01 12:00:00
+    app.execute("INSERT INTO item VALUES (4, 'same second', '2024-05-01 12:00:00')")
+    app.execute("UPDATE item SET v = 'C', updated_at = '2024-05-01 12:00:00' WHERE id = 3")
+    report = sync(db, pg_url, tmp_path)
+    assert (report.tables["item"].inserted, report.tables["item"].updated) == (1, 1)
+    assert _target_rows(pg_url) == [(1, "a"), (2, "b"), (3, "C"), (4, "same second")]
+
+
+def test_timestamp_null_cursor_rows_are_not_skipped(pg_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "null.db"
+    app = _stamped_db(db)
+    app.execute("INSERT INTO item VALUES (10, 'null from the start', NULL)")
+    sync(db, pg_url, tmp_path)
+    before = row_versions(pg_url)
+    assert sync(db, pg_url, tmp_path).as_dict()["totals"]["updated"] == 0
+    assert row_versions(pg_url) == before  # re-read, but identical: not written
+    app.execute("INSERT INTO item VALUES (11, 'new without stamp', NULL)")
+    app.execute("UPDATE item SET v = 'stamp removed', updated_at = NULL WHERE id = 1")
+    app.execute("UPDATE item SET v = 'null changed' WHERE id = 10")
+    report = sync(db, pg_url, tmp_path)
+    assert (report.tables["item"].inserted, report.tables["item"].updated) == (1, 2)
+    assert _target_rows(pg_url) == [
+        (1, "stamp removed"), (2, "b"), (3, "c"), (10, "null changed"), (11, "new without stamp")
+    ]
+
+
+def test_timestamp_mixed_text_formats_and_epoch_numbers(pg_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "mixed.db"
+    app = _stamped_db(db)
+    sync(db, pg_url, tmp_path)
+    # 'T' separator, offset, fraction: all later than 12:00 UTC, although some sort lower as text
+    app.execute("UPDATE item SET v = 'T', updated_at = '2024-05-01T12:30:00' WHERE id = 1")
+    app.execute("UPDATE item SET v = 'offset', updated_at = '2024-05-01 11:30:00-02:00' WHERE id = 2")
+    app.execute("INSERT INTO item VALUES (5, 'epoch', 1714567000)")
+    sync(db, pg_url, tmp_path)
+    assert _target_rows(pg_url) == [(1, "T"), (2, "offset"), (3, "c"), (5, "epoch")]
+
+
+def test_timestamp_on_epoch_integer_column(pg_url: str, tmp_path: Path) -> None:
+    db = tmp_path / "epoch.db"
+    app = sqlite3.connect(db, isolation_level=None)
+    app.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, mtime INTEGER)")
+    app.execute("INSERT INTO item VALUES (1, 'a', 1714550000), (2, 'b', 1714560000)")
+    cfg = Config.model_validate({"tables": {"item": {"strategy": "timestamp", "column": "mtime"}}})
+    sync(db, pg_url, tmp_path, cfg)
+    app.execute("UPDATE item SET v = 'late', mtime = 1714559990 WHERE id = 1")  # behind the mark
+    app.execute("INSERT INTO item VALUES (3, 'c', 1714560000)")  # equal to the mark
+    report = sync(db, pg_url, tmp_path, cfg)
+    assert report.tables["item"].strategy == "timestamp"
+    assert _target_rows(pg_url) == [(1, "late"), (2, "b"), (3, "c")]
