@@ -27,6 +27,7 @@ from .render import (
     render_sync,
 )
 from .report import load_report, render_summary, run_points
+from .target import as_url
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -368,7 +369,7 @@ def demo() -> None:
     )
     console.print("[bold]3. incremental sync[/bold]")
     render_sync(result.incremental)
-    console.print(f'\nlook at the data:  psql "{result.url}"')
+    console.print(f'\nlook at the data:  psql "{as_url(result.url)}"')
     console.print("stop the server:   sqlite2pg server stop")
     sys.exit(max(result.full.exit_code, result.incremental.exit_code))
 

@@ -56,24 +56,25 @@ class ProgressObserver:
 def render_sync(report: RunReport) -> None:
     incremental = report.mode == "incremental"
     table = Table(title=f"sqlite2pg {report.mode} sync -> {report.target} (schema {report.schema})")
-    table.add_column("table")
-    table.add_column("target")
+    table.add_column("table", no_wrap=True)
     if incremental:
-        for col in ("strategy", "inserted", "updated", "deleted", "unchanged"):
+        table.add_column("strategy")
+        for col in ("ins", "upd", "del", "same"):
             table.add_column(col, justify="right")
     else:
+        table.add_column("target", no_wrap=True)
         table.add_column("read", justify="right")
         table.add_column("written", justify="right")
-    table.add_column("rejected", justify="right")
-    table.add_column("seconds", justify="right")
+    table.add_column("rej", justify="right")
+    table.add_column("sec", justify="right")
     for name, t in report.tables.items():
         counts = (
             [t.strategy, f"{t.inserted:,}", f"{t.updated:,}", f"{t.deleted:,}", f"{t.unchanged:,}"]
             if incremental
-            else [f"{t.read:,}", f"{t.written:,}"]
+            else [t.target, f"{t.read:,}", f"{t.written:,}"]
         )
         rej = f"[red]{t.rejected:,}[/red]" if t.rejected else "0"
-        table.add_row(name, t.target, *counts, rej, f"{t.seconds:.2f}")
+        table.add_row(name, *counts, rej, f"{t.seconds:.2f}")
     console.print(table)
     for s in report.skipped:
         console.print(f"[yellow]not copied[/yellow]: {s['kind']} {s['name']}: {s['reason']}")

@@ -4,9 +4,11 @@ connecting with a one-line error naming the problem, and the embedded server its
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -27,6 +29,18 @@ class Target:
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
         return connect(self.conninfo, self.display, autocommit=autocommit)
+
+
+def as_url(conninfo: str) -> str:
+    """A postgresql:// URL for a connection string (for psql); no password is included."""
+    d = conninfo_to_dict(conninfo)
+    user = quote(str(d.get("user") or ""), safe="")
+    db = quote(str(d.get("dbname") or ""), safe="")
+    host = str(d.get("host") or "")
+    if host.startswith("/"):
+        return f"postgresql://{user}@/{db}?host={quote(host, safe='/')}"
+    port = f":{d['port']}" if d.get("port") else ""
+    return f"postgresql://{user}@{host}{port}/{db}"
 
 
 def describe(conninfo: str) -> str:
@@ -135,6 +149,7 @@ def start_embedded(data_dir: Path) -> str:
             "pip install pgserver, or give --target",
         ) from exc
     data_dir.mkdir(parents=True, exist_ok=True)
+    warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")  # platformdirs, harmless here
     try:
         server = get_server(data_dir, cleanup_mode=None)
     except Exception as exc:  # pgserver raises plain exceptions from its subprocesses
