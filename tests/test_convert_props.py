@@ -87,6 +87,7 @@ SQLITE_VALUES = st.one_of(
     st.sampled_from([0, 1, -1, 2**53, 2**53 + 1, 2**63 - 1, -(2**63), 32767, -32768, 32768]),
     FLOATS,
     st.sampled_from([math.inf, -math.inf, 5e-324, 1.7976931348623157e308, -0.0, 0.1, 1e16]),
+    st.floats(min_value=1721425.5, max_value=5373484.4),  # julian day numbers
     st.text(),
     LOOKALIKES,
     st.binary(),
@@ -146,6 +147,9 @@ def expected_timestamp(v: object) -> datetime:
             dt = dt - delta if off[0] == "+" else dt + delta
         return dt
     assert isinstance(v, (int, float)) and not isinstance(v, bool), v
+    assert not (isinstance(v, int) and 1721425.5 <= v < 5373484.5), "ambiguous, yet accepted"
+    if isinstance(v, float) and 1721425.5 <= v < 5373484.5:  # a julian day (REAL), to the ms
+        return datetime(1970, 1, 1) + timedelta(milliseconds=round(v * 86400000) - 210866760000000)
     mag = abs(v)
     if mag < 1e11:
         scale = 1

@@ -953,6 +953,31 @@ def test_mixed_format_dates_become_the_same_instant_in_utc(tmp_path: Path, pg_ur
     assert days == {100: date(2020, 1, 2), 101: date(2020, 1, 2), 102: date(2020, 1, 2)}
 
 
+def test_julian_day_numbers_are_read_as_sqlite_reads_them(tmp_path: Path, pg_url: str) -> None:
+    # SQLite's documented date formats: TEXT (ISO 8601), REAL (julian day), INTEGER (Unix time)
+    script = """
+    CREATE TABLE j (id INTEGER PRIMARY KEY, at DATETIME, day DATE);
+    INSERT INTO j VALUES (1, julianday('2022-01-01 12:00:01'), julianday('2022-01-01'));
+    INSERT INTO j VALUES (2, julianday('2023-02-24 14:57:46.598'), NULL);
+    INSERT INTO j VALUES (3, 1640995200, 1640995200);
+    INSERT INTO j VALUES (4, 1640995200.5, NULL);
+    -- the julian day of a noon is whole: NUMERIC affinity stores it as the INTEGER 2459581,
+    -- which could as well be Unix time on 1970-01-29
+    INSERT INTO j VALUES (5, julianday('2022-01-01 12:00:00'), NULL);
+    """
+    report, state = migrate(tmp_path, pg_url, script)
+    assert report.exit_code == 1
+    assert fetch(pg_url, "SELECT id, at, day FROM j ORDER BY id") == [
+        (1, datetime(2022, 1, 1, 12, 0, 1), date(2022, 1, 1)),
+        (2, datetime(2023, 2, 24, 14, 57, 46, 598000), None),
+        (3, datetime(2022, 1, 1), date(2022, 1, 1)),
+        (4, datetime(2022, 1, 1, 0, 0, 0, 500000), None),
+    ]
+    rej = rejects_of(state)
+    assert [(r.key, r.value) for r in rej] == [({"id": 5}, "2459581")]
+    assert "ambiguous" in rej[0].reason
+
+
 def test_impossible_and_unreadable_dates_are_rejected(tmp_path: Path, pg_url: str) -> None:
     script = "CREATE TABLE ev (id INTEGER PRIMARY KEY, at DATETIME, day DATE);"
     bad_at = {
@@ -1371,3 +1396,23 @@ def test_a_wide_table(tmp_path: Path, pg_url: str) -> None:
     assert len(row) == 401
     assert row[1:6] == (0, "t1", 3.0, 3, datetime(2020, 1, 2))
     assert row[396:401] == (395, "t396", 595.5, 398, datetime(2020, 1, 2))
+
+
+def test_on_invalid_null_policy_is_counted_and_never_breaks_not_null(
+    tmp_path: Path, pg_url: str
+) -> None:
+    cfg = parse_config(
+        "tables:\n  t:\n    columns:\n"
+        "      qty: {on_invalid: 'null'}\n      at: {on_invalid: 'null'}\n"
+    )
+    script = "CREATE TABLE t (id INTEGER PRIMARY KEY, qty INTEGER, at DATETIME NOT NULL);"
+    rows = [(1, 5, "2020-01-01"), (2, "five", "2020-01-02"), (3, 7, "2023-02-30"), (4, 8, "x")]
+    report, state = migrate(tmp_path, pg_url, script, {"t": rows}, config=cfg)
+    assert fetch(pg_url, "SELECT id, qty, at FROM t ORDER BY id") == [
+        (1, 5, datetime(2020, 1, 1)),
+        (2, None, datetime(2020, 1, 2)),
+    ]
+    assert report.tables["t"].changed_by_policy == 1
+    # a NOT NULL column cannot take the policy's NULL: those rows are rejected, with reasons
+    assert sorted((r.key["id"], r.column) for r in rejects_of(state)) == [(3, "at"), (4, "at")]
+    assert report.exit_code == 1

@@ -245,13 +245,36 @@ def epoch_to_datetime(v: int | float) -> datetime:
         raise Reject(f"number {v!r} is outside the timestamp range") from None
 
 
+JULIAN_DAY_RANGE = (1721425.5, 5373484.5)  # 0001-01-01 to 10000-01-01
+_JD_EPOCH_MS = 210_866_760_000_000  # julian day 2440587.5 (1970-01-01) in milliseconds
+
+
+def number_to_datetime(v: int | float) -> datetime:
+    """A number in a date/time column, read by SQLite's own conventions: INTEGER is Unix time
+    (seconds, or milliseconds/microseconds by magnitude), a REAL between the julian days of
+    the years 1 and 9999 is a julian day number (what julianday() stores), other REALs are
+    Unix time with a fraction (what time.time() stores). An INTEGER in the julian-day range
+    could be either, and is rejected rather than guessed."""
+    if JULIAN_DAY_RANGE[0] <= v < JULIAN_DAY_RANGE[1]:
+        if isinstance(v, int):
+            # NUMERIC affinity (DATETIME) stores julianday() of a noon as an INTEGER
+            raise Reject(
+                f"{v} is ambiguous: a julian day (SQLite stores whole ones as integers) or "
+                "Unix time in early 1970"
+            )
+        # to the millisecond, as SQLite itself reads julian days
+        ms = round(v * 86_400_000) - _JD_EPOCH_MS
+        return _EPOCH + timedelta(milliseconds=ms)
+    return epoch_to_datetime(v)
+
+
 def to_timestamp(with_tz: bool) -> Converter:
     def conv(v: object) -> object:
         v = _text(v)
         if isinstance(v, str):
             dt = parse_timestamp(v)
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            dt = epoch_to_datetime(v)
+            dt = number_to_datetime(v)
         else:
             raise Reject("binary data in a timestamp column")
         return dt.replace(tzinfo=timezone.utc) if with_tz else dt
@@ -264,7 +287,7 @@ def to_date(v: object) -> object:
     if isinstance(v, str):
         dt = parse_timestamp(v)
     elif isinstance(v, (int, float)) and not isinstance(v, bool):
-        dt = epoch_to_datetime(v)
+        dt = number_to_datetime(v)
     else:
         raise Reject("binary data in a date column")
     if dt.time() != time(0):
