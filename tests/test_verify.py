@@ -497,6 +497,7 @@ def test_record_text_is_record_out(pg: psycopg.Connection[Any], values: list[str
     ).fetchone()
     assert got is not None
     assert cn.record_text(values) == got[0]
+    assert cn.parse_record(got[0]) == values
 
 
 def _column(kind: str, declared: str) -> ColumnPlan:
@@ -548,6 +549,7 @@ def test_sqlite_sql_rendering_matches_python(kind: str, declared: str, values: l
     conn.executemany("INSERT INTO t VALUES (?)", [(v,) for v in [*values, None]])
     col = _column(kind, declared)
     fn = cn.element_function([col])
+    conn.create_function(cn.SQLITE_FUNCTION, 2, fn)
     element = cn.sqlite_element(col, 0, clean=True)
     for v, sql_text in conn.execute(f"SELECT c, '' || ({element}) FROM t"):
         assert sql_text == fn(0, v), (kind, v)

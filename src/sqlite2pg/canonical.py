@@ -79,6 +79,41 @@ def record_text(texts: list[str | None]) -> str:
     return "(" + ",".join(record_element(t) for t in texts) + ")"
 
 
+def parse_record(text: str) -> list[str | None]:
+    """The fields of a ``record_out`` text (the inverse of ``record_text``)."""
+    if not (text.startswith("(") and text.endswith(")")):
+        raise ValueError(f"not a row text: {text[:40]!r}")
+    fields: list[str | None] = []
+    i, end = 1, len(text) - 1
+    while True:
+        if i < end and text[i] == '"':
+            buf: list[str] = []
+            i += 1
+            while True:
+                ch = text[i]
+                if ch == "\\":
+                    buf.append(text[i + 1])
+                    i += 2
+                elif ch == '"' and text[i + 1] == '"':
+                    buf.append('"')
+                    i += 2
+                elif ch == '"':
+                    i += 1
+                    break
+                else:
+                    buf.append(ch)
+                    i += 1
+            fields.append("".join(buf))
+        else:
+            j = text.find(",", i, end)
+            j = end if j < 0 else j
+            fields.append(text[i:j] or None)
+            i = j
+        if i >= end:
+            return fields
+        i += 1  # the comma
+
+
 # --------------------------------------------------------------------------- scalar formats
 
 
@@ -299,23 +334,56 @@ def _sql_literal(s: str) -> str:
 
 def sqlite_element(col: ColumnPlan, index: int, clean: bool) -> str:
     """SQLite expression for one field of the row text (``record_element`` of the canonical
-    text). ``index`` is the column's slot in the registered ``s2p_canon`` function; ``clean``
-    says every stored value streams to COPY untouched (the plan's profile), so SQL may render it."""
+    text). ``index`` is the column's slot in the registered ``s2p_canon`` function.
+
+    Integers, text, blobs, 0/1 booleans and most REALs are recognised per value by ``typeof`` and
+    rendered in SQL whatever else the column holds. Dates, times, timestamps and UUIDs are
+    rendered in SQL only when ``clean`` (the plan's profile found every stored value in a form
+    COPY takes as it is); otherwise, and for anything else, ``s2p_canon`` renders the value.
+    A value SQL renders differently from what the sync stored (text with a NUL byte, say) makes
+    its range differ and is then compared row by row in Python: slower, never wrong."""
     c = qi(col.source.name)
     udf = f"{SQLITE_FUNCTION}({index}, {c})"
     k = col.type.kind
-    if not clean:
-        return f"CASE WHEN {c} IS NULL THEN '' ELSE {udf} END"
-    if k in ("smallint", "integer", "bigint", "date"):
+
+    def case(*whens: str) -> str:
+        return f"CASE WHEN {c} IS NULL THEN '' {' '.join(whens)} ELSE {udf} END"
+
+    if k in ("smallint", "integer", "bigint"):
+        return case(f"WHEN typeof({c}) = 'integer' THEN {c}")
+    if k in ("text", "varchar"):
+        special = " OR ".join(f"instr({c}, {_sql_literal(ch)})" for ch in _QUOTE_CHARS_BY_FREQUENCY)
+        return case(
+            f"WHEN typeof({c}) = 'text' THEN CASE WHEN {c} = '' OR {special} THEN "
+            f"'\"' || replace(replace({c}, '\\', '\\\\'), '\"', '\"\"') || '\"' ELSE {c} END"
+        )
+    if k == "bytea":
+        return case(f"WHEN typeof({c}) = 'blob' THEN '\"\\\\x' || lower(hex({c})) || '\"'")
+    if k == "boolean":
+        return case(
+            f"WHEN typeof({c}) = 'integer' AND {c} IN (0, 1) THEN "
+            f"CASE {c} WHEN 1 THEN 't' ELSE 'f' END"
+        )
+    # SQLite writes a REAL as printf('%!.15g'): when that text reads back as the same double,
+    # it holds the shortest round-trip digits, and in [1e-4, 1e15) both %g and float8out write
+    # it in fixed notation; SQL then only trims the trailing zeros. Other REALs go to Python.
+    as_text = f"CAST({c} AS TEXT)"
+    fixed = (
+        f"WHEN typeof({c}) = 'real' AND ({c} BETWEEN 0.0001 AND 999999999999999.9 OR "
+        f"{c} BETWEEN -999999999999999.9 AND -0.0001) "
+        f"AND CAST({as_text} AS REAL) = {c} THEN rtrim(rtrim({as_text}, '0'), '.')"
+    )
+    if k == "double":
+        small = f"{c} BETWEEN -999999999999999 AND 999999999999999"
+        return case(f"WHEN typeof({c}) = 'integer' AND {small} THEN {c}", fixed)
+    if k == "numeric":
+        return case(f"WHEN typeof({c}) = 'integer' THEN {c}", f"WHEN {c} = 0 THEN '0'", fixed)
+    if not clean or k == "jsonb":
+        return case()
+    if k == "date":
         return f"coalesce({c}, '')"
     if k == "uuid":
         return f"coalesce(lower({c}), '')"
-    if k in ("text", "varchar"):
-        special = " OR ".join(f"instr({c}, {_sql_literal(ch)})" for ch in _QUOTE_CHARS_BY_FREQUENCY)
-        return (
-            f"CASE WHEN {c} IS NULL THEN '' WHEN {c} = '' OR {special} THEN "
-            f"'\"' || replace(replace({c}, '\\', '\\\\'), '\"', '\"\"') || '\"' ELSE {c} END"
-        )
     if k in ("timestamp", "timestamptz"):
         tz = " || '+00'" if k == "timestamptz" else ""
         return (
@@ -328,32 +396,14 @@ def sqlite_element(col: ColumnPlan, index: int, clean: bool) -> str:
             f"CASE WHEN {c} IS NULL THEN '' WHEN length({c}) = 8 THEN {c} "
             f"ELSE rtrim(rtrim({c}, '0'), '.') END"
         )
-    if k == "boolean":
-        return f"CASE {c} WHEN 1 THEN 't' WHEN 0 THEN 'f' ELSE '' END"
-    if k == "bytea":
-        return f"CASE WHEN {c} IS NULL THEN '' ELSE '\"\\\\x' || lower(hex({c})) || '\"' END"
-    # SQLite writes a REAL as printf('%!.15g'): when that text reads back as the same double,
-    # it holds the shortest round-trip digits, and in [1e-4, 1e15) both %g and float8out write
-    # it in fixed notation; SQL then only trims the trailing zeros. Other REALs go to Python.
-    as_text = f"CAST({c} AS TEXT)"
-    fixed = (
-        f"typeof({c}) = 'real' AND abs({c}) >= 0.0001 AND abs({c}) < 1000000000000000 "
-        f"AND CAST({as_text} AS REAL) = {c} THEN rtrim(rtrim({as_text}, '0'), '.')"
-    )
-    if k == "double":
-        return (
-            f"CASE WHEN {c} IS NULL THEN '' WHEN typeof({c}) = 'integer' AND "
-            f"abs({c}) < 1000000000000000 THEN {c} WHEN {fixed} ELSE {udf} END"
-        )
-    if k == "numeric":
-        return (
-            f"CASE WHEN {c} IS NULL THEN '' WHEN typeof({c}) = 'integer' THEN {c} "
-            f"WHEN {c} = 0 THEN '0' WHEN {fixed} ELSE {udf} END"
-        )
-    return f"CASE WHEN {c} IS NULL THEN '' ELSE {udf} END"  # jsonb
+    return case()
 
 
 def sqlite_row(elements: list[str]) -> str:
+    """The row text from its fields: one printf (cheaper than chained ||) when SQLite's limit
+    on function arguments allows."""
+    if len(elements) < 100:
+        return f"printf('({','.join(['%s'] * len(elements))})', {', '.join(elements)})"
     return "'(' || " + " || ',' || ".join(f"({e})" for e in elements) + " || ')'"
 
 
@@ -361,14 +411,6 @@ def pg_value(name: str, pg_type: str) -> str:
     """PostgreSQL expression whose text is the canonical text of column ``name``."""
     col = quote_ident(name)
     return f"trim_scale({col})" if pg_type.startswith("numeric") else col
-
-
-def pg_text(value: str, pg_type: str) -> str:
-    """``value`` (from ``pg_value``) as text the way ``ROW(...)::text`` writes it: the type's
-    output function. A plain ``::text`` differs for boolean (``true`` instead of ``t``)."""
-    if pg_type == "boolean":
-        return f"CASE WHEN {value} THEN 't' WHEN NOT {value} THEN 'f' END"
-    return f"({value})::text"
 
 
 def pg_row(values: list[str]) -> str:

@@ -57,6 +57,7 @@ from .plan import build_plan
 from .source import RawText, open_source, qi, read_catalog, snapshot
 from .sqlite_sql import quote_ident
 from .target import Target
+from .typemap import dirty_sql
 
 Level = Literal["counts", "checksum", "rows"]
 Key = tuple[Any, ...]
@@ -436,7 +437,6 @@ class Layout:
     p_table: str
     p_keys: list[str]
     p_values: list[str]  # per column, as it goes into ROW(...)
-    p_texts: list[str]  # per column, its canonical text
     p_row: str
     p_key: str
     rowid: bool  # no primary key, but SQLite rowids identify rejected rows
@@ -476,7 +476,6 @@ def build_layout(t: TablePlan, schema: str, tt: TargetTable) -> Layout:
         key_pos = []  # a key column is missing in the target: compare rows as a multiset
     pg_types = [tt.columns[c.name][0] for c in cols]
     p_values = [cn.pg_value(c.name, typ) for c, typ in zip(cols, pg_types, strict=True)]
-    p_texts = [cn.pg_text(v, typ) for v, typ in zip(p_values, pg_types, strict=True)]
     elements = [
         cn.sqlite_element(c, i, ok) for i, (c, ok) in enumerate(zip(cols, clean, strict=True))
     ]
@@ -508,7 +507,6 @@ def build_layout(t: TablePlan, schema: str, tt: TargetTable) -> Layout:
         p_table=f"{quote_ident(schema)}.{quote_ident(t.name)}",
         p_keys=[quote_ident(cols[i].name) for i in key_pos],
         p_values=p_values,
-        p_texts=p_texts,
         p_row=p_row,
         p_key=cn.pg_row([p_values[i] for i in key_pos]) if key_pos else p_row,
         rowid=not t.source.primary_key and not t.source.without_rowid,
@@ -641,10 +639,11 @@ class SqliteSide:
     def rows(
         self, L: Layout, rng: Range | None, order: str | None = None
     ) -> Iterator[tuple[Any, ...]]:
-        """(key..., raw values...) in key order (or ``order``), ``rng`` limiting the keys."""
+        """(key..., row text, raw values...) in key order (or ``order``), ``rng`` limiting the
+        keys. The row text is the canonical one, rendered in SQL as for the checksums."""
         where, params = ("1 = 1", []) if rng is None else range_sql(L.s_keys, rng, "?")
         keys = L.s_keys or (["rowid"] if L.rowid else [])
-        select = ", ".join([*keys, *L.s_cols]) if L.s_cols or keys else "1"
+        select = ", ".join([*keys, L.s_row, *L.s_cols])
         sql = f"SELECT {select} FROM {L.s_table} WHERE {where}"
         if order or keys:
             sql += f" ORDER BY {order or ', '.join(keys)}"
@@ -711,16 +710,11 @@ class PgSide:
             ))  # fmt: skip
         return [tuple(r[0]) for r in self.run(queries)]
 
-    def value_select(self, L: Layout) -> str:
-        values = (f"{v} AS s2p_v{i}" for i, v in enumerate(L.p_texts))
-        return ", ".join([*L.p_keys, *values]) or "1"
-
     def rows(self, L: Layout, rng: Range) -> list[tuple[Any, ...]]:
+        """(key..., row text) of the keys in ``rng``, in key order."""
         where, params = range_sql(L.p_keys, rng, "%s")
-        sql = (
-            f"SELECT {self.value_select(L)} FROM {L.p_table} WHERE {where} "
-            f"ORDER BY {', '.join(L.p_keys)}"
-        )
+        keys = ", ".join(L.p_keys)
+        sql = f"SELECT {keys}, {L.p_row} FROM {L.p_table} WHERE {where} ORDER BY {keys}"
         return self.run([(sql, params)])[0]
 
 
@@ -765,8 +759,9 @@ class TableCheck:
     # -- rejected rows
 
     def find_rejects(self, known: set[Key]) -> dict[Key, tuple[str | None, str]]:
-        """Rows the sync rejects: a value in a column with values that need converting, which
-        the column's converter refuses (and keys the caller knows were rejected)."""
+        """Rows the sync rejects, found up front so the checksums can leave them out: values that
+        need converting (``typemap.dirty_sql``) which the column's converter refuses, and the
+        keys the caller knows were rejected."""
         L = self.L
         keys = L.s_keys or (["rowid"] if L.rowid else [])
         out: dict[Key, tuple[str | None, str]] = {
@@ -775,7 +770,10 @@ class TableCheck:
         dirty = [i for i, ok in enumerate(L.clean) if not ok]
         if not dirty or not keys:
             return out
-        cond = " OR ".join(f"{L.s_cols[i]} IS NOT NULL" for i in dirty)
+        cond = " OR ".join(
+            f"({L.s_cols[i]} IS NOT NULL AND {dirty_sql(L.columns[i].type, L.s_cols[i])})"
+            for i in dirty
+        )  # values a clean-looking column holds that the converter refuses: found by bisection
         cur = self.s.query(
             f"SELECT {', '.join(keys)}, {', '.join(L.s_cols[i] for i in dirty)} "
             f"FROM {L.s_table} WHERE {cond}"
@@ -843,9 +841,11 @@ class TableCheck:
         except Reject:
             return None
 
-    def compare(self, key: Key, raw: Sequence[Any], target: Sequence[Any]) -> None:
-        """A key present on both sides: record the columns whose canonical texts differ."""
-        if key in self.rejects:
+    def compare(self, key: Key, raw: Sequence[Any], target_row: str, source_row: Any) -> None:
+        """A key present on both sides. Equal row texts (rendered in SQL on both sides) are equal
+        rows; otherwise every value is rendered in Python from the source value and the columns
+        whose canonical texts differ are recorded."""
+        if source_row == target_row or key in self.rejects:
             return
         problem = self.source_problem(raw)
         if problem is not None:
@@ -853,6 +853,7 @@ class TableCheck:
             return
         texts = self.source_texts(raw)
         assert texts is not None
+        target = cn.parse_record(target_row)
         cols = {
             c.source.name: (shorten(s), shorten(t))
             for c, s, t in zip(self.L.columns, texts, target, strict=True)
@@ -880,7 +881,8 @@ class TableCheck:
     def merge(
         self, source: Iterable[tuple[Any, ...]], target: Iterable[tuple[Any, ...]], nk: int
     ) -> None:
-        """Merge two streams of (key..., values...) sorted by key."""
+        """Merge (key..., row text, raw values...) from the source with (key..., row text)
+        from the target, both sorted by key."""
         src, tgt = iter(source), iter(target)
         a, b = next(src, None), next(tgt, None)
         while a is not None or b is not None:
@@ -888,7 +890,7 @@ class TableCheck:
             kb = tuple(b[:nk]) if b is not None else None
             if kb is None or (ka is not None and ka < kb):
                 assert a is not None and ka is not None
-                self.source_only(ka, a[nk:])
+                self.source_only(ka, a[nk + 1 :])
                 a = next(src, None)
             elif ka is None or kb < ka:
                 assert b is not None and kb is not None
@@ -896,7 +898,7 @@ class TableCheck:
                 b = next(tgt, None)
             else:
                 assert a is not None and b is not None and ka is not None
-                self.compare(ka, a[nk:], b[nk:])
+                self.compare(ka, a[nk + 1 :], b[nk], a[nk])
                 a, b = next(src, None), next(tgt, None)
 
     # -- counts
@@ -1011,9 +1013,8 @@ class TableCheck:
                 setattr(tv, side, getattr(tv, side) + 1)
                 yield row
 
-        target = self.p.stream(
-            f"SELECT {self.p.value_select(L)} FROM {L.p_table} ORDER BY {', '.join(L.p_keys)}"
-        )
+        keys = ", ".join(L.p_keys)
+        target = self.p.stream(f"SELECT {keys}, {L.p_row} FROM {L.p_table} ORDER BY {keys}")
         source = _threaded(self.pool, lambda: self.s.rows(L, None))
         self.merge(counted(source, "source_rows"), counted(target, "target_rows"), nk)
 
@@ -1084,10 +1085,11 @@ class TableCheck:
         keys = L.s_keys or (["rowid"] if L.rowid else [])
         nk = len(keys)
         multiset = L.method == "multiset"
+        row_sql = "NULL" if multiset else L.s_row  # a multiset's key is its row text
 
         def source() -> dict[bytes, list[tuple[Any, ...]]]:
             out: dict[bytes, list[tuple[Any, ...]]] = {}
-            select = ", ".join([L.s_key, *keys, *L.s_cols])
+            select = ", ".join([L.s_key, *keys, row_sql, *L.s_cols])
             for row in _stream(self.s.query(f"SELECT {select} FROM {L.s_table}")):
                 k = _as_bytes(row[0])
                 if hashlib.md5(k).hexdigest()[:digits] in buckets:
@@ -1096,10 +1098,8 @@ class TableCheck:
 
         def target() -> list[tuple[Any, ...]]:
             sql = (
-                f"SELECT k, {', '.join(['v' + str(i) for i in range(len(L.p_values))]) or '1'} "
-                f"FROM (SELECT {L.p_key} AS k, "
-                + ", ".join(f"{v} AS v{i}" for i, v in enumerate(L.p_texts))
-                + f" FROM {L.p_table}) s WHERE left(md5(k), {digits}) = ANY(%s)"
+                f"SELECT k, x FROM (SELECT {L.p_key} AS k, {L.p_row} AS x FROM {L.p_table}) s "
+                f"WHERE left(md5(k), {digits}) = ANY(%s)"
             )
             return list(self.p.stream(sql, (sorted(buckets),)))
 
@@ -1107,34 +1107,33 @@ class TableCheck:
         if multiset:
             self.compare_multiset(src, tgt, nk)
             return
-        for k, *texts in tgt:
+        for k, x in tgt:
             matches = src.pop(k.encode("utf-8"), None)
             if not matches:
-                key = tuple(_key_from_texts(L, texts))
-                self.target_only(key)
+                self.target_only(tuple(_key_from_texts(L, cn.parse_record(x))))
                 continue
             row = matches[0]
-            self.compare(tuple(row[:nk]), row[nk:], texts)
+            self.compare(tuple(row[:nk]), row[nk + 1 :], x, row[nk])
         for rows in src.values():
             for row in rows:
-                self.source_only(tuple(row[:nk]), row[nk:])
+                self.source_only(tuple(row[:nk]), row[nk + 1 :])
 
     def compare_multiset(
         self, src: dict[bytes, list[tuple[Any, ...]]], tgt: list[tuple[Any, ...]], nk: int
     ) -> None:
         """Rows without a key: a row text present more often on one side is missing or extra."""
-        have = Counter(k.encode("utf-8") for k, *_ in tgt)
-        shown = {k.encode("utf-8"): texts for k, *texts in tgt}
+        have = Counter(k.encode("utf-8") for k, _ in tgt)
         for k, rows in src.items():
             rows = [r for r in rows if tuple(r[:nk]) not in self.rejects]
             surplus = len(rows) - have.pop(k, 0)
             for row in rows[: max(surplus, 0)]:
-                self.source_only(tuple(row[:nk]), row[nk:], self.shown_row(row[nk:]))
+                raw = row[nk + 1 :]
+                self.source_only(tuple(row[:nk]), raw, self.shown_row(raw))
             if surplus < 0:
                 have[k] = -surplus
         for k, n in have.items():
             for _ in range(n):
-                self.tv.add_extra(self.L.row_dict(shown[k]))
+                self.tv.add_extra(self.L.row_dict(cn.parse_record(k.decode("utf-8"))))
 
     def shown_row(self, raw: Sequence[Any]) -> dict[str, Any]:
         texts = self.source_texts(raw)
@@ -1145,40 +1144,40 @@ class TableCheck:
         return self.L.row_dict(texts)
 
     def rows_sorted(self, count: bool = True) -> None:
-        """Every row, both sides ordered by the bytes of the canonical key text (or row text)."""
+        """Every row, both sides ordered by the bytes of the canonical key text (of the row text
+        for a multiset): byte order is the same in SQLite (BINARY) and PostgreSQL (COLLATE "C")."""
         L, tv = self.L, self.tv
         keys = L.s_keys or (["rowid"] if L.rowid else [])
         nk = len(keys)
         multiset = L.method == "multiset"
+        row_sql = "NULL" if multiset else L.s_row
         if count:
             tv.source_rows = tv.target_rows = 0
 
         def source() -> Iterator[tuple[Any, ...]]:
-            select = ", ".join([L.s_key, *keys, *L.s_cols])
+            select = ", ".join([L.s_key, *keys, row_sql, *L.s_cols])
             for row in _stream(self.s.query(f"SELECT {select} FROM {L.s_table} ORDER BY 1")):
                 yield (_as_bytes(row[0]), *row[1:])
 
-        def target() -> Iterator[tuple[Any, ...]]:
-            values = ", ".join(f"{v} AS v{i}" for i, v in enumerate(L.p_texts))
-            names = ", ".join(f"v{i}" for i in range(len(L.p_values))) or "1"
+        def target() -> Iterator[tuple[bytes, str]]:
             sql = (
-                f"SELECT k, {names} FROM (SELECT {L.p_key} AS k{', ' if values else ''}{values} "
-                f'FROM {L.p_table}) s ORDER BY k COLLATE "C"'
+                f"SELECT k, x FROM (SELECT {L.p_key} AS k, {L.p_row} AS x FROM {L.p_table}) s "
+                'ORDER BY k COLLATE "C"'
             )
-            for k, *texts in self.p.stream(sql):
-                yield (k.encode("utf-8"), *texts)
+            for k, x in self.p.stream(sql):
+                yield k.encode("utf-8"), x
 
         src, tgt = _threaded(self.pool, source), target()
         a, b = next(src, None), next(tgt, None)
         while a is not None or b is not None:
             if b is None or (a is not None and a[0] < b[0]):
                 assert a is not None
-                key, raw = tuple(a[1 : 1 + nk]), a[1 + nk :]
+                key, raw = tuple(a[1 : 1 + nk]), a[2 + nk :]
                 self.source_only(key, raw, self.shown_row(raw) if multiset else None)
                 a = next(src, None)
                 tv.source_rows = (tv.source_rows or 0) + count
             elif a is None or b[0] < a[0]:
-                texts = b[1:]
+                texts = cn.parse_record(b[1])
                 if multiset:
                     self.tv.add_extra(L.row_dict(texts))
                 else:
@@ -1186,9 +1185,8 @@ class TableCheck:
                 b = next(tgt, None)
                 tv.target_rows = (tv.target_rows or 0) + count
             else:
-                key, raw = tuple(a[1 : 1 + nk]), a[1 + nk :]
                 if not multiset:  # equal row texts of a multiset match
-                    self.compare(key, raw, b[1:])
+                    self.compare(tuple(a[1 : 1 + nk]), a[2 + nk :], b[1], a[1 + nk])
                 a, b = next(src, None), next(tgt, None)
                 tv.source_rows = (tv.source_rows or 0) + count
                 tv.target_rows = (tv.target_rows or 0) + count
