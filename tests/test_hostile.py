@@ -831,6 +831,7 @@ def test_views_triggers_and_virtual_tables(tmp_path: Path, pg_url: str) -> None:
     CREATE TABLE docs_archive (id INTEGER PRIMARY KEY, body TEXT);
     CREATE VIEW CheapItems AS SELECT Id, Name FROM Item WHERE Price < 10;
     CREATE VIEW GlobItems AS SELECT Id FROM Item WHERE Name GLOB 'A*';
+    CREATE VIEW Rounded AS SELECT Id, CAST(Price AS INTEGER) AS Whole FROM Item;
     CREATE TRIGGER item_touch AFTER UPDATE ON Item BEGIN SELECT 1; END;
     CREATE VIRTUAL TABLE docs USING fts5(body);
     INSERT INTO docs (body) VALUES ('hello world');
@@ -842,6 +843,8 @@ def test_views_triggers_and_virtual_tables(tmp_path: Path, pg_url: str) -> None:
     assert "public.item" in tables and "public.docs_archive" in tables
     assert not any(t.startswith("public.docs") and t != "public.docs_archive" for t in tables)
     assert fetch(pg_url, "SELECT id, name FROM cheap_items") == [(1, "Apple")]
+    assert fetch(pg_url, "SELECT id, whole FROM rounded ORDER BY id") == [(1, 5), (2, 20)]
+    assert types_of(pg_url, "rounded")["whole"] == "bigint"
     assert fetch(pg_url, "SELECT docs_archive.body FROM docs_archive") == [("kept",)]
     assert any("GlobItems" in w for w in report.warnings)
     assert "public.glob_items" not in tables

@@ -573,7 +573,8 @@ def _plan_views(
         return quote_ident(apply_policy(ident, cfg.naming))
 
     out = []
-    translator = Translator(resolve)
+    opts = TypeOptions(**cfg.types.model_dump())
+    translator = Translator(resolve, lambda declared: _declared_sql(declared, opts))
     for v in catalog.views:
         name = apply_policy(v.name, cfg.naming)
         try:
