@@ -334,6 +334,8 @@ def test_not_null_and_defaults_are_kept_as_postgresql_expressions(
       qty INTEGER NOT NULL DEFAULT 0,
       neg INTEGER DEFAULT -1,
       ratio REAL DEFAULT 0.5,
+      ceiling REAL DEFAULT 9e999,
+      floor_ REAL DEFAULT -9e999,
       hexed INTEGER DEFAULT 0x10,
       flag_int BOOLEAN NOT NULL DEFAULT 0,
       flag_one BOOLEAN DEFAULT 1,
@@ -377,6 +379,7 @@ def test_not_null_and_defaults_are_kept_as_postgresql_expressions(
         >= before.replace(microsecond=0) - slack
     )
     assert row["qty"] == 0 and row["neg"] == -1 and row["ratio"] == 0.5 and row["hexed"] == 16
+    assert row["ceiling"] == math.inf and row["floor_"] == -math.inf
     assert row["flag_int"] is False and row["flag_one"] is True
     assert row["flag_text"] is True and row["flag_word"] is False
     assert row["flag_bad"] is None and row["no_default"] is None

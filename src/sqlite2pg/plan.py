@@ -7,6 +7,7 @@ warning here, before anything is written.
 
 from __future__ import annotations
 
+import math
 import sqlite3
 from collections.abc import Callable
 
@@ -408,6 +409,8 @@ def literal_sql(value: object) -> str:
         return "NULL"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "'Infinity'" if value > 0 else "'-Infinity'"
     if isinstance(value, (int, float)):
         return repr(value)
     if isinstance(value, bytes):
