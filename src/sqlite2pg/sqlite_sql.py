@@ -420,11 +420,11 @@ class Translator:
             return f"upper(encode({self._tokens(args)}, 'hex'))"
         if name not in _FUNCTIONS:
             raise Untranslatable(f"function {name.lower()}()")
-        parts = [self._tokens(p) for p in split_top(args)]
-        if name in ("INSTR", "REPLACE") and parts:
+        arg_sql = [self._tokens(p) for p in split_top(args)]
+        if name in ("INSTR", "REPLACE") and arg_sql:
             # substring searches fail under a nondeterministic collation (see LIKE)
-            parts[0] = f"({parts[0]}) {DEFAULT_COLLATION}"
-        inner = ", ".join(parts)
+            arg_sql[0] = f"({arg_sql[0]}) {DEFAULT_COLLATION}"
+        inner = ", ".join(arg_sql)
         if name == "COUNT" and not args:
             inner = ""
         return f"{_FUNCTIONS[name]}({inner})"
