@@ -539,3 +539,39 @@ def test_timestamp_on_epoch_integer_column(pg_url: str, tmp_path: Path) -> None:
     report = sync(db, pg_url, tmp_path, cfg)
     assert report.tables["item"].strategy == "timestamp"
     assert _target_rows(pg_url) == [(1, "late"), (2, "b"), (3, "c")]
+
+
+def test_new_values_that_do_not_fit_are_rejected_not_fatal(pg_url: str, tmp_path: Path) -> None:
+    """An incremental run keeps the existing column types: a new value that does not fit them
+    (too long for varchar(n), outside smallint, NUL byte, bytes that are not UTF-8) is rejected
+    with its reason; the rest of the run applies."""
+    db = tmp_path / "fit.db"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, code VARCHAR(5), small TINYINT, note TEXT);"
+        "INSERT INTO t VALUES (1, 'ab', 1, 'x'), (2, 'cd', 2, 'y'), (3, 'ef', 3, 'z');"
+    )
+    conn.commit()
+    sync(db, pg_url, tmp_path)
+    with psycopg.connect(pg_url) as pg:
+        types = dict(pg.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 't'"
+        ).fetchall())
+    assert types["small"] == "smallint" and types["code"] == "character varying"
+    conn.execute("UPDATE t SET code = 'toolong' WHERE id = 1")
+    conn.execute("UPDATE t SET small = 100000 WHERE id = 2")
+    conn.execute("UPDATE t SET note = 'nul' || char(0) || 'byte' WHERE id = 3")
+    conn.execute("INSERT INTO t VALUES (4, CAST(x'ff00' AS TEXT), 4, 'bad utf-8')")
+    conn.execute("INSERT INTO t VALUES (5, 'ok', 5, 'fine')")
+    conn.commit()
+    conn.close()
+    report = sync(db, pg_url, tmp_path)
+    res = report.tables["t"]
+    assert report.status == "rejected" and res.rejected == 4 and res.inserted == 1
+    with psycopg.connect(pg_url) as pg:
+        rows = pg.execute("SELECT id, code, small, note FROM t ORDER BY id").fetchall()
+    assert rows == [(1, "ab", 1, "x"), (2, "cd", 2, "y"), (3, "ef", 3, "z"), (5, "ok", 5, "fine")]
+    from sqlite2pg.state import StateDB
+
+    reasons = [r.reason for r in StateDB(tmp_path / "state.db").rejects(report.run_id)]
+    assert len(reasons) == 4

@@ -44,9 +44,12 @@ from .changes import (
 from .config import Config
 from .errors import DriftError, MassDeleteError, Sqlite2pgError
 from .load import CarefulModeNeeded, RejectSink, copy_rows
-from .model import MigrationPlan, Rejection, TablePlan, TableResult
+from .convert import INT_RANGES
+from .model import ColumnProfile, MigrationPlan, Rejection, TablePlan, TableResult
+from .source import qi as quote_sqlite
 from .sqlite_sql import quote_ident as qi
 from .syncstate import SyncedTable, column_signature
+from .typemap import profile_query
 
 if TYPE_CHECKING:
     from .pipeline import Observer, RunReport, SyncOptions
@@ -210,6 +213,35 @@ class Work:
     started: float = 0.0
 
 
+def selection_profiles(
+    sconn: sqlite3.Connection, t: TablePlan, where: str, params: Sequence[object]
+) -> dict[str, ColumnProfile]:
+    """The profile of the selected rows only: like the full load, a column whose selected
+    values can stream to COPY unchanged skips its converter. A value that no longer fits the
+    existing column (longer than varchar(n), outside smallint, too wide for numeric(p,s))
+    counts as dirty, so its converter rejects it with a reason instead of failing the COPY."""
+    cols = [c for c in t.copy_columns]
+    query = profile_query(
+        f"(SELECT * FROM {quote_sqlite(t.source.name)}{where})",
+        [(c.source.name, c.type) for c in cols],
+    )
+    _, profiles = query.parse(tuple(sconn.execute(query.sql, tuple(params)).fetchone()))
+    out: dict[str, ColumnProfile] = {}
+    for c in cols:
+        p = profiles[c.source.name]
+        kind = c.type.kind
+        overflow = (
+            (kind == "varchar" and c.type.length is not None
+             and (p.max_text_chars or 0) > c.type.length)
+            or (kind == "numeric" and c.type.precision is not None and p.texts > 0)
+            or (kind in INT_RANGES and (
+                (p.int_min is not None and p.int_min < INT_RANGES[kind][0])
+                or (p.int_max is not None and p.int_max > INT_RANGES[kind][1])))
+        )
+        out[c.source.name] = replace(p, dirty=p.dirty + (1 if overflow else 0))
+    return out
+
+
 def _stage_ddl(t: TablePlan, name: str) -> str:
     cols = ", ".join(f"{qi(c.name)} {c.type.sql}" for c in t.copy_columns)
     return f"CREATE TEMP TABLE {qi(name)} ({cols}) ON COMMIT DROP"
@@ -223,11 +255,15 @@ def _stage(ctx: Context, w: Work, cfg: Config, sink: RejectSink, obs: Observer) 
     capture = _Capture(sink, t)
     careful = False
     while True:
+        cur.execute("SAVEPOINT sqlite2pg_stage")
         try:
             read = written = rejected = policy = 0
             for where, params in det.selections:
+                profiled = t if careful else replace(
+                    t, profiles=selection_profiles(ctx.sconn, t, where, params)
+                )
                 stats = copy_rows(
-                    cur, ctx.sconn, t, qi(w.stage), capture, batch_size=cfg.batch_size,
+                    cur, ctx.sconn, profiled, qi(w.stage), capture, batch_size=cfg.batch_size,
                     careful=careful, where=where, params=params,
                     progress=lambda n: obs.advance(t.source.name, n),
                 )
@@ -235,12 +271,14 @@ def _stage(ctx: Context, w: Work, cfg: Config, sink: RejectSink, obs: Observer) 
                 written += stats.written
                 rejected += stats.rejected
                 policy += stats.changed_by_policy
+            cur.execute("RELEASE SAVEPOINT sqlite2pg_stage")
             break
         except CarefulModeNeeded:
+            # text that is not UTF-8: read the table's selection again, value by value
             if careful:
                 raise
             careful = True
-            cur.execute(f"TRUNCATE {qi(w.stage)}")
+            cur.execute("ROLLBACK TO SAVEPOINT sqlite2pg_stage")
             capture.discard(t.source.name)
     w.staged = written
     w.rejected_keys = list(capture.keys)
