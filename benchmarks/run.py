@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -453,8 +454,12 @@ def recount(path: str | Path, tables: list[TableInfo]) -> list[TableInfo]:
 # --------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def sample_module_digest() -> str:
-    """A short digest of sqlite2pg's sample generator, so that a changed generator rebuilds."""
+    """A short digest of sqlite2pg's sample generator, so that a changed generator rebuilds.
+
+    Read once per harness run, so that every section of one run uses the same samples.
+    """
     path = REPO_ROOT / "src" / "sqlite2pg" / "sample.py"
     if not path.exists():
         return "absent"
