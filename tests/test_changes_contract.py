@@ -182,3 +182,31 @@ def test_strategy_contract(
     assert names == (len(updated) - (1 if updates else 0),)
     if updates:
         assert price == (0.142857142857143,)
+
+
+# --------------------------------------------------------------------------- key texts
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from sqlite2pg.hashing import KEY_SEP, key_texts, parse_keys  # noqa: E402
+
+_values = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False).filter(lambda f: f != 0 or str(f) == "0.0"),
+    st.text(),
+    st.binary(max_size=20),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(_values, _values), min_size=1, max_size=5))
+def test_key_texts_parse_back_to_the_exact_values(keys: list[tuple[object, object]]) -> None:
+    """SQLite's quote() of any key parses back to the same typed values (the triggers write
+    these texts from inside the application's transactions; deletes are made from them)."""
+    conn = sqlite3.connect(":memory:")
+    texts = key_texts(conn, keys)
+    assert parse_keys(KEY_SEP.join(texts)) == keys
+    for text, k in zip(texts, keys, strict=True):
+        assert parse_keys(text) == [k]

@@ -52,7 +52,7 @@ _TOKEN = re.compile(
 )
 
 
-_INTS = re.compile(rb"-?[0-9]+(?:\x1e-?[0-9]+)*")
+_INTS = re.compile(rb"-?[0-9]+(?:[,\x1e]-?[0-9]+)*")
 
 
 def parse_keys(data: bytes) -> list[tuple[object, ...]]:
@@ -60,8 +60,10 @@ def parse_keys(data: bytes) -> list[tuple[object, ...]]:
     out: list[tuple[object, ...]] = []
     if not data:
         return out
-    if _INTS.fullmatch(data):  # the common case: single integer keys
-        return [(int(x),) for x in data.split(KEY_SEP)]
+    if _INTS.fullmatch(data):  # the common cases: integer keys, single or composite
+        if b"," not in data:
+            return [(int(x),) for x in data.split(KEY_SEP)]
+        return [tuple(int(v) for v in k.split(b",")) for k in data.split(KEY_SEP)]
     current: list[object] = []
     pos = 0
     n = len(data)
