@@ -23,9 +23,9 @@ import sqlite2pg.api as api
 from conftest import make_db
 from sqlite2pg import canonical as cn
 from sqlite2pg.config import Config, parse_config
-from sqlite2pg.model import ColumnPlan, PgType, SourceColumn
+from sqlite2pg.model import ColumnPlan, PgType, Rejection, SourceColumn
 from sqlite2pg.target import Target
-from sqlite2pg.verify import VerifyResult, verify_tables
+from sqlite2pg.verify import VerifyResult, rejected_keys_from, verify_tables
 
 LEVELS = ("counts", "checksum", "rows")
 
@@ -359,7 +359,13 @@ def test_rejected_keys_from_the_caller(tmp_path: Path, pg_url: str) -> None:
     )  # fmt: skip
     sync(path, pg_url, tmp_path)
     tamper(pg_url, "DELETE FROM k WHERE id IN (10, 20)")
-    result = verify(path, pg_url, "checksum", rejected_keys={"k": {(10,), (5000,)}})
+    recorded = [
+        Rejection("k", {"id": 10}, "name", "'n10'", "a reason"),
+        Rejection("k", {"id": 5000}, "name", "'x'", "gone since"),
+    ]
+    keys = rejected_keys_from(recorded)
+    assert keys == {"k": {(10,), (5000,)}}
+    result = verify(path, pg_url, "checksum", rejected_keys=keys)
     k = result.tables["k"]
     assert k.rejected == 1 and k.missing == [{"id": 20}]
     assert k.rejected_rows == [
@@ -569,3 +575,60 @@ def test_value_text_examples() -> None:
     assert cn.timestamp_text(datetime(2009, 1, 1) + timedelta(microseconds=10)) == (
         "2009-01-01 00:00:00.00001"
     )
+
+
+# --------------------------------------------------------------------------- edges
+
+
+def test_empty_tables_and_listing_cap(tmp_path: Path, pg_url: str) -> None:
+    path = make_db(
+        tmp_path / "e.db",
+        "CREATE TABLE empty (id INTEGER PRIMARY KEY, x TEXT); CREATE TABLE emptynk (x TEXT);"
+        "CREATE TABLE many (id INTEGER PRIMARY KEY, x TEXT);",
+        {"many": [(i, "v") for i in range(1, 301)]},
+    )
+    sync(path, pg_url, tmp_path)
+    for level in LEVELS:
+        assert verify(path, pg_url, level).identical
+    tamper(pg_url, "UPDATE many SET x = 'w'", "ALTER TABLE many ADD COLUMN added int")
+    result = verify(path, pg_url, "checksum", max_listed=10)
+    many = result.tables["many"]
+    assert many.different_count == 300 and len(many.different) == 10
+    assert many.truncated and result.as_dict()["tables"]["many"]["truncated"] is True
+    assert many.warnings == ["target has column(s) the plan does not: added"]
+    assert many.identical is False and many.schema == []  # an added column is not a difference
+    assert any("more in the report" in line for line in result.summary_lines())
+
+
+def test_many_bucket_differences_fall_back_to_a_sorted_merge(
+    tmp_path: Path, pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite2pg.verify as verify_module
+
+    path = make_db(
+        tmp_path / "b.db",
+        "CREATE TABLE t (code TEXT PRIMARY KEY, n INTEGER); CREATE TABLE m (a TEXT, b INTEGER);",
+        {
+            "t": [(f"k{i:05d}", i) for i in range(3000)],
+            "m": [(f"r{i % 50}", i % 7) for i in range(900)],
+        },
+    )
+    sync(path, pg_url, tmp_path)
+    tamper(pg_url, "UPDATE t SET n = -n WHERE n % 100 = 1", "DELETE FROM t WHERE code = 'k00002'",
+           "DELETE FROM m WHERE ctid IN (SELECT ctid FROM m WHERE a = 'r3' LIMIT 2)")  # fmt: skip
+    monkeypatch.setattr(verify_module, "PASS2_MAX_ROWS", 10)
+    slow = verify(path, pg_url, "checksum")
+    monkeypatch.undo()
+    fast = verify(path, pg_url, "checksum")
+    for result in (slow, fast):
+        t, m = result.tables["t"], result.tables["m"]
+        assert t.different_count == 30 and t.missing == [{"code": "k00002"}]
+        assert {"code": "k00101"} in [d.key for d in t.different]
+        assert m.missing_count == 2 and m.extra == []
+        assert all(row["a"] == "r3" for row in m.missing)
+
+
+def test_off_is_not_a_level(kinds: tuple[Path, str]) -> None:
+    path, url = kinds
+    with pytest.raises(Exception, match="does not verify anything"):
+        verify(path, url, "off")

@@ -317,7 +317,7 @@ def value_text(col: ColumnPlan) -> ValueText:
             return None
         try:
             return fmt(out)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise Reject(f"cannot be represented: {exc}") from None
 
     return text
@@ -424,7 +424,7 @@ def element_function(columns: list[ColumnPlan]) -> Callable[[int, object], str]:
     def canon(index: int, value: object) -> str:
         try:
             return record_element(texts[index](value))
-        except Reject:
+        except Exception:  # an exception inside SQLite would end the whole query
             return REJECTED_MARK
 
     return canon

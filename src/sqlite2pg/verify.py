@@ -38,8 +38,9 @@ import threading
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from queue import Queue
@@ -51,7 +52,7 @@ from . import canonical as cn
 from .config import Config, VerifyLevel
 from .convert import Converter, PolicyApplied, Reject, column_converter
 from .errors import InputError, RunFailed
-from .model import ColumnPlan, MigrationPlan, PgType, TablePlan
+from .model import ColumnPlan, MigrationPlan, PgType, Rejection, TablePlan
 from .naming import generated_name
 from .plan import build_plan
 from .source import RawText, open_source, qi, read_catalog, snapshot
@@ -73,6 +74,10 @@ PASS2_MAX_ROWS = 400_000  # more rows than this in differing buckets: compare al
 SHOWN_CHARS = 80
 INT_KINDS = ("smallint", "integer", "bigint")
 PG_INT_TYPES = ("smallint", "integer", "bigint")
+SESSION = (  # a verification reads for a long time: no server-side timeouts for it
+    "SET statement_timeout TO 0",
+    "SET idle_in_transaction_session_timeout TO 0",
+)
 _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
@@ -467,6 +472,11 @@ def _is_clean(t: TablePlan, c: ColumnPlan) -> bool:
     return prof is not None and prof.dirty == 0
 
 
+def _no_nulls(t: TablePlan, c: ColumnPlan) -> bool:
+    prof = t.profiles.get(c.source.name)
+    return prof is not None and prof.nulls == 0
+
+
 def build_layout(t: TablePlan, schema: str, tt: TargetTable) -> Layout:
     cols = [c for c in t.copy_columns if c.name in tt.columns]
     clean = [_is_clean(t, c) for c in cols]
@@ -483,6 +493,7 @@ def build_layout(t: TablePlan, schema: str, tt: TargetTable) -> Layout:
         method = "multiset"
     elif (
         all(cols[i].type.kind in INT_KINDS and clean[i] for i in key_pos)
+        and all(_no_nulls(t, cols[i]) for i in key_pos)
         and all(pg_types[i] in PG_INT_TYPES for i in key_pos)
         and tt.has_index_on([cols[i].name for i in key_pos])
     ):
@@ -852,7 +863,9 @@ class TableCheck:
             self.reject(key, problem)
             return
         texts = self.source_texts(raw)
-        assert texts is not None
+        if texts is None:
+            self.reject(key, (None, "a value cannot be rendered as PostgreSQL would store it"))
+            return
         target = cn.parse_record(target_row)
         cols = {
             c.source.name: (shorten(s), shorten(t))
@@ -1015,8 +1028,8 @@ class TableCheck:
 
         keys = ", ".join(L.p_keys)
         target = self.p.stream(f"SELECT {keys}, {L.p_row} FROM {L.p_table} ORDER BY {keys}")
-        source = _threaded(self.pool, lambda: self.s.rows(L, None))
-        self.merge(counted(source, "source_rows"), counted(target, "target_rows"), nk)
+        with closing(_threaded(self.pool, lambda: self.s.rows(L, None))) as source:
+            self.merge(counted(source, "source_rows"), counted(target, "target_rows"), nk)
 
     # -- hash buckets (other keys) and multisets (no key)
 
@@ -1167,7 +1180,19 @@ class TableCheck:
             for k, x in self.p.stream(sql):
                 yield k.encode("utf-8"), x
 
-        src, tgt = _threaded(self.pool, source), target()
+        with closing(_threaded(self.pool, source)) as src:
+            self.merge_sorted(src, target(), nk, multiset, count)
+
+    def merge_sorted(
+        self,
+        src: Iterator[tuple[Any, ...]],
+        tgt: Iterator[tuple[bytes, str]],
+        nk: int,
+        multiset: bool,
+        count: bool,
+    ) -> None:
+        """Merge (key text, key..., row text, raw...) with (key text, row text) by key text."""
+        L, tv = self.L, self.tv
         a, b = next(src, None), next(tgt, None)
         while a is not None or b is not None:
             if b is None or (a is not None and a[0] < b[0]):
@@ -1209,7 +1234,9 @@ def _key_from_texts(L: Layout, texts: Sequence[Any]) -> list[Any]:
 _DONE = object()
 
 
-def _threaded(pool: ThreadPoolExecutor, make: Callable[[], Iterable[T]]) -> Iterator[T]:
+def _threaded(
+    pool: ThreadPoolExecutor, make: Callable[[], Iterable[T]]
+) -> Generator[T, None, None]:
     """Produce ``make()``'s items in the worker thread, in batches, while the caller consumes."""
     q: Queue[Any] = Queue(maxsize=8)
     stop = threading.Event()
@@ -1298,6 +1325,15 @@ def verify_tables(
     return result
 
 
+def rejected_keys_from(rejections: Iterable[Rejection]) -> dict[str, set[Key]]:
+    """``rejected_keys`` for ``verify_tables`` from recorded rejections (``StateDB.rejects``):
+    their keys are {primary key column: value} in key order, or {"rowid": n}."""
+    out: dict[str, set[Key]] = {}
+    for r in rejections:
+        out.setdefault(r.table, set()).add(tuple(r.key.values()))
+    return out
+
+
 def _selected(plan: MigrationPlan, tables: list[str] | None) -> list[TablePlan]:
     if not tables:
         return list(plan.tables)
@@ -1321,10 +1357,17 @@ def _verify(
     max_listed: int,
 ) -> VerifyResult:
     with pg.cursor() as cur:
-        for setting in cn.PG_SESSION:
+        for setting in (*cn.PG_SESSION, *SESSION):
             cur.execute(setting)
         catalog = read_target_catalog(cur, plan.schema)
+        cur.execute("SHOW server_encoding")
+        encoding = str(cur.fetchone()[0])  # type: ignore[index]
     result = VerifyResult(level=level, tables={})
+    if encoding.upper() not in ("UTF8", "UTF-8"):
+        result.warnings.append(
+            f"the target's encoding is {encoding}, not UTF8: checksums of text differ, so every "
+            "range is compared row by row (slow, still exact)"
+        )
     s_side, p_side = SqliteSide(sconn), PgSide(pg)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="s2p-verify") as pool:
         for t in selected:
