@@ -632,3 +632,18 @@ def test_off_is_not_a_level(kinds: tuple[Path, str]) -> None:
     path, url = kinds
     with pytest.raises(Exception, match="does not verify anything"):
         verify(path, url, "off")
+
+
+def test_every_sync_ends_with_a_verification(tmp_path: Path, pg_url: str) -> None:
+    path = make_db(
+        tmp_path / "s.db",
+        "CREATE TABLE s (id INTEGER PRIMARY KEY, qty INTEGER, note TEXT)",
+        {"s": [(1, 1, "a"), (2, "lots", "b"), (3, 3, None)]},
+    )
+    report = api.sync(path, pg_url, state=str(tmp_path / "state.db"))
+    assert report.status == "rejected"  # a rejected row is reported by the sync ...
+    v = report.verification
+    assert v is not None and v["level"] == "checksum"
+    assert v["identical"] is True  # ... and expected by the verification
+    assert v["tables"]["s"]["rejected"] == 1
+    assert v["tables"]["s"]["rejected_rows"][0]["key"] == {"id": 2}

@@ -19,7 +19,8 @@ moment as the data it checks), reads the target's catalog, and then per table:
   whole row without a key: a multiset), two passes: bucket sums, then the rows of the differing
   buckets only.
 * **rows**: every row of both sides, streamed in key order (for non-integer keys, in byte order of
-  the canonical key text) and merged.
+  the canonical key text) and merged; rows are compared by their full canonical texts (no hash),
+  and only rows whose texts differ have their values rendered in Python, column by column.
 
 Rows the sync rejected are not surprises: a source row absent from the target whose values the
 column converters reject (or whose key the caller passes in ``rejected_keys``, e.g. from the
@@ -44,7 +45,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from queue import Queue
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -60,7 +61,6 @@ from .sqlite_sql import quote_ident
 from .target import Target
 from .typemap import dirty_sql
 
-Level = Literal["counts", "checksum", "rows"]
 Key = tuple[Any, ...]
 Range = tuple[Key | None, Key | None]  # [lo, hi): key tuples (or key prefixes); None is open
 T = TypeVar("T")
