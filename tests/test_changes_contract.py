@@ -195,8 +195,8 @@ _values = st.one_of(
     st.none(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.floats(allow_nan=False).filter(lambda f: f != 0 or str(f) == "0.0"),
-    st.text(),
-    st.binary(max_size=20),
+    st.text().filter(lambda s: "\x00" not in s),  # quote() stops at NUL (PostgreSQL text
+    st.binary(max_size=20),  # cannot hold it either: such a key is always rejected)
 )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -60,6 +61,15 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.hash_buckets (
     n integer NOT NULL,
     keys bytea NOT NULL,
     PRIMARY KEY (target_schema, source_table, bucket)
+);
+CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.key_ranges (
+    target_schema text NOT NULL,
+    source_table text NOT NULL,
+    lo bigint NOT NULL,
+    shift integer NOT NULL,
+    width integer NOT NULL,
+    ranges bytea NOT NULL,
+    PRIMARY KEY (target_schema, source_table)
 );
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.pending_rows (
     target_schema text NOT NULL,
@@ -252,11 +262,7 @@ def save_pending(ctx: Context, t: TablePlan, rejected: Sequence[Key]) -> None:
 
 def missing_in_target(ctx: Context, t: TablePlan) -> list[Key]:
     """Source keys the target lacks (rows rejected by a full load)."""
-    _, missing = key_diff(ctx, t, set())
-    return missing
-
-
-# --------------------------------------------------------------------------- key sets
+    return key_diff(ctx, t, set()).missing
 
 
 def _text(b: bytes) -> object:
@@ -277,21 +283,38 @@ def lenient_text(sconn: sqlite3.Connection) -> Iterator[None]:
         sconn.text_factory = old
 
 
-def key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[list[Key], list[Key]]:
+@dataclass
+class KeyDiff:
+    deleted: list[Key]  # as the target holds them
+    missing: list[Key]  # source keys the target lacks (not among the upserts)
+    source_rows: int | None = None
+    extra_max: object = None  # max() of the extra column asked for, over the whole source
+    save: Callable[[Cursor], None] | None = None  # what the next comparison starts from
+
+
+def key_diff(
+    ctx: Context, t: TablePlan, upserts: set[Key], *, extra_max: str | None = None
+) -> KeyDiff:
     """Compare the key sets of source and target.
 
-    ``upserts`` are source keys this run copies anyway. Returns (target keys the source no
-    longer has -> delete, source keys the target lacks that are not in ``upserts``). Keys
-    holding text that is not valid UTF-8 cannot exist in PostgreSQL and are left out."""
+    ``upserts`` are source keys this run copies anyway. Keys holding text that is not valid
+    UTF-8 cannot exist in PostgreSQL and are left out. With ``extra_max`` (a source column),
+    its maximum comes with the comparison's scan (a cursor's high-water mark)."""
     with lenient_text(ctx.sconn):
         if integer_key(t):
-            deleted, missing = _int_key_diff(ctx, t, upserts)
+            diff = _int_key_diff(ctx, t, upserts, extra_max)
         else:
-            deleted, missing = _shipped_key_diff(ctx, t, upserts)
-    return deleted, [k for k in missing if not any(isinstance(v, RawText) for v in k)]
+            diff = _shipped_key_diff(ctx, t, upserts)
+            if extra_max is not None:
+                row = ctx.sconn.execute(
+                    f"SELECT max({qi(extra_max)}) FROM {qi(t.source.name)}"
+                ).fetchone()
+                diff.extra_max = row[0] if row else None
+    diff.missing = [k for k in diff.missing if not any(isinstance(v, RawText) for v in k)]
+    return diff
 
 
-def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[list[Key], list[Key]]:
+def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> KeyDiff:
     """Any key type: the source key set goes into a temporary table and is anti-joined."""
     cur = ctx.cur
     tcols = pk_target(t)
@@ -303,8 +326,10 @@ def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[li
     )
     scols = ", ".join(qi(c) for c in pk_source(t))
     raw_by_target: dict[Key, Key] = {}
+    n = 0
     with cur.copy(f"COPY _s2p_keys ({qcols}) FROM STDIN") as cp:
         for row in ctx.sconn.execute(f"SELECT {scols} FROM {qi(t.source.name)}"):
+            n += 1
             conv = to_target_keys(t, [tuple(row)])
             if conv:
                 cp.write_row(conv[0])
@@ -322,87 +347,202 @@ def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[li
     )
     missing = [raw_by_target[tuple(r)] for r in cur.fetchall() if tuple(r) in raw_by_target]
     cur.execute("DROP TABLE _s2p_keys")
-    return deleted, missing
+    return KeyDiff(deleted, missing, source_rows=n)
 
 
-def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[list[Key], list[Key]]:
-    """Integer keys: per range of the first key column, compare count and sums on both sides."""
-    cur, sconn = ctx.cur, ctx.sconn
-    scols, tcols = pk_source(t), pk_target(t)
-    table, target = qi(t.source.name), ctx.target(t)
-    f_s, f_t = qi(scols[0]), pqi(tcols[0])
-    s_min, s_max, s_n = sconn.execute(f"SELECT min({f_s}), max({f_s}), count(*) FROM {table}").fetchone()
-    cur.execute(f"SELECT min({f_t}), max({f_t}), count(*) FROM {target}")
-    t_min, t_max, t_n = cur.fetchone()  # type: ignore[misc]
-    if not t_n:
-        return [], _all_source_keys(sconn, t, upserts) if s_n else []
-    if not s_n:
-        cur.execute(f"SELECT {', '.join(pqi(c) for c in tcols)} FROM {target}")
-        return [tuple(r) for r in cur.fetchall()], []
-    if not all(isinstance(v, int) for v in (s_min, s_max)):
-        return _shipped_key_diff(ctx, t, upserts)
-    lo_all = min(int(s_min), int(t_min))
-    hi_all = max(int(s_max), int(t_max))
-    span = hi_all - lo_all + 1
-    rows = max(int(s_n), int(t_n))
-    shift = max(0, (span * 512 // max(rows, 1)).bit_length() - 1)  # ~512 rows per range
-    width = 1 << shift
-    others = scols[1:]
-    # target aggregates, all ranges in one pass
-    t_others = "".join(f", sum({pqi(c)})" for c in tcols[1:])
+# ---- integer keys: per-range count and sums, the source's kept from the last sync
+
+Agg = list[int]  # [count, sum(first - range start), sum(second key column), ...]; count -1: unknown
+RANGE_ROWS = 512  # about this many rows per key range
+
+
+def _load_ranges(ctx: Context, t: TablePlan) -> tuple[int, int, dict[int, Agg]] | None:
+    ctx.cur.execute(
+        f"SELECT lo, shift, width, ranges FROM {STATE_SCHEMA}.key_ranges "
+        "WHERE target_schema = %s AND source_table = %s",
+        (ctx.schema, t.source.name),
+    )
+    row = ctx.cur.fetchone()
+    if row is None:
+        return None
+    lo, shift, width, blob = int(row[0]), int(row[1]), int(row[2]), bytes(row[3])
+    values = array("q")
+    values.frombytes(blob)
+    out: dict[int, Agg] = {}
+    for i in range(0, len(values), width + 1):
+        out[values[i]] = list(values[i + 1 : i + 1 + width])
+    return lo, shift, out
+
+
+def _save_ranges(
+    ctx: Context, t: TablePlan, cur: Cursor, lo: int, shift: int, aggs: dict[int, Agg]
+) -> None:
+    width = 2 + len(t.source.primary_key) - 1
+    values = array("q")
+    for r in sorted(aggs):
+        agg = aggs[r]
+        if any(not -(2**63) <= v < 2**63 for v in agg):
+            agg = [-1] + [0] * (width - 1)  # too large to keep: that range is listed next time
+        values.append(r)
+        values.extend(agg)
     cur.execute(
-        f"SELECT ({f_t} - %s) >> %s AS r, count(*), sum(({f_t} - %s) & %s), "
-        f"sum((({f_t} - %s) & %s) * (({f_t} - %s) & %s)){t_others} FROM {target} GROUP BY 1",
-        (lo_all, shift, lo_all, width - 1, lo_all, width - 1, lo_all, width - 1),
+        f"INSERT INTO {STATE_SCHEMA}.key_ranges AS k (target_schema, source_table, lo, shift, "
+        "width, ranges) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (target_schema, source_table) "
+        "DO UPDATE SET lo = EXCLUDED.lo, shift = EXCLUDED.shift, width = EXCLUDED.width, "
+        "ranges = EXCLUDED.ranges",
+        (ctx.schema, t.source.name, lo, shift, width, values.tobytes()),
     )
-    tagg: dict[int, list[int]] = {int(r[0]): [int(v or 0) for v in r[1:]] for r in cur.fetchall()}
-    # keys copied anyway that the target does not hold yet count as if they were there
-    u_new = _absent_in_target(ctx, t, upserts)
-    for k in u_new:
-        r = (int(k[0]) - lo_all) >> shift  # type: ignore[call-overload]
-        rel = (int(k[0]) - lo_all) & (width - 1)  # type: ignore[call-overload]
-        agg = tagg.setdefault(r, [0, 0, 0] + [0] * len(others))
+
+
+def _source_ranges(
+    ctx: Context, t: TablePlan, lo_all: int, shift: int, extra_max: str | None
+) -> tuple[dict[int, Agg], object]:
+    """The source's aggregates per key range: one pass over the key, range by range, skipping
+    gaps; the extra column's maximum on the way."""
+    sconn = ctx.sconn
+    scols = pk_source(t)
+    table, f = qi(t.source.name), qi(scols[0])
+    width = 1 << shift
+    extra = f", max({qi(extra_max)})" if extra_max else ""
+    others = "".join(f", sum({qi(c)})" for c in scols[1:])
+    q = f"SELECT count(*), sum({f} - ?){others}{extra} FROM {table} WHERE {f} BETWEEN ? AND ?"
+    nxt = f"SELECT min({f}) FROM {table} WHERE {f} > ?"
+    first = sconn.execute(f"SELECT min({f}) FROM {table}").fetchone()[0]
+    out: dict[int, Agg] = {}
+    top: object = None
+    if first is None:
+        return out, top
+    last = sconn.execute(f"SELECT max({f}) FROM {table}").fetchone()[0]
+    if not isinstance(first, int) or not isinstance(last, int):
+        raise _NotIntegers
+    n_aggs = len(scols)
+    r = (first - lo_all) >> shift
+    while True:
+        lo = lo_all + (r << shift)
+        if lo > last:
+            break
+        hi = lo + width - 1
+        try:
+            row = sconn.execute(q, (lo, lo, hi)).fetchone()
+            agg = [int(v or 0) for v in row[: 1 + n_aggs]]
+        except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
+            agg = [-1] + [0] * n_aggs  # sum() overflow or odd values: list this range
+            row = sconn.execute(f"SELECT count(*){extra} FROM {table} WHERE {f} BETWEEN ? AND ?",
+                                (lo, hi)).fetchone()
+            row = (row[0], *([0] * n_aggs), *row[1:])
+        if agg[0] == 0:
+            following = sconn.execute(nxt, (hi,)).fetchone()[0]
+            if following is None:
+                break
+            r = (int(following) - lo_all) >> shift
+            continue
+        out[r] = agg
+        if extra_max:
+            m = row[-1]
+            if m is not None and (top is None or _sqlite_gt(m, top)):
+                top = m
+        r += 1
+    return out, top
+
+
+class _NotIntegers(Exception):
+    pass
+
+
+def _sqlite_gt(a: object, b: object) -> bool:
+    """SQLite's ordering across storage classes: NULL < numbers < text < blobs."""
+    def rank(v: object) -> int:
+        return 0 if v is None else 1 if isinstance(v, (int, float)) else 2 if isinstance(v, str) else 3
+
+    ra, rb = rank(a), rank(b)
+    return ra > rb if ra != rb else a > b  # type: ignore[operator]
+
+
+def _target_ranges(ctx: Context, t: TablePlan, lo_all: int, shift: int) -> dict[int, Agg]:
+    """The same aggregates computed by PostgreSQL (no stored state yet: a first run)."""
+    tcols = pk_target(t)
+    f = pqi(tcols[0])
+    others = "".join(f", sum({pqi(c)})" for c in tcols[1:])
+    ctx.cur.execute(
+        f"SELECT ({f} - %s) >> {shift}, count(*), sum(({f} - %s) & {(1 << shift) - 1}){others} "
+        f"FROM {ctx.target(t)} GROUP BY 1",
+        (lo_all, lo_all),
+    )
+    return {int(r[0]): [int(v or 0) for v in r[1:]] for r in ctx.cur.fetchall()}
+
+
+def _layout(ctx: Context, t: TablePlan) -> tuple[int, int]:
+    f_s, f_t = qi(pk_source(t)[0]), pqi(pk_target(t)[0])
+    s_min, s_max, s_n = ctx.sconn.execute(
+        f"SELECT (SELECT min({f_s}) FROM {qi(t.source.name)}), "
+        f"(SELECT max({f_s}) FROM {qi(t.source.name)}), (SELECT count(*) FROM {qi(t.source.name)})"
+    ).fetchone()
+    ctx.cur.execute(f"SELECT min({f_t}), max({f_t}) FROM {ctx.target(t)}")
+    t_min, t_max = ctx.cur.fetchone()  # type: ignore[misc]
+    lows = [int(v) for v in (s_min, t_min) if isinstance(v, int)]
+    highs = [int(v) for v in (s_max, t_max) if isinstance(v, int)]
+    if not lows:
+        return 0, 0
+    lo, hi = min(lows), max(highs)
+    span = hi - lo + 1
+    shift = max(0, (span * RANGE_ROWS // max(int(s_n or 0), 1)).bit_length() - 1)
+    return lo, shift
+
+
+def _int_key_diff(
+    ctx: Context, t: TablePlan, upserts: set[Key], extra_max: str | None
+) -> KeyDiff:
+    """Integer keys, per range of the first key column: the count and sums of the key columns
+    now, against those of the last sync (kept in the target, written with the data). A range
+    one row short names its missing key (verified on both sides); other differing ranges are
+    compared key by key. Only the source is scanned; PostgreSQL only for the ranges that
+    differ (or once, when there is no kept state yet)."""
+    ensure_state(ctx.cur)
+    kept = _load_ranges(ctx, t)
+    if kept is not None:
+        lo_all, shift, tagg = kept
+    else:
+        lo_all, shift = _layout(ctx, t)
+        tagg = _target_ranges(ctx, t, lo_all, shift)
+    try:
+        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max)
+    except _NotIntegers:
+        diff = _shipped_key_diff(ctx, t, upserts)
+        return diff
+    if kept is not None and len(sagg) > 4 * (sum(a[0] for a in sagg.values()) // RANGE_ROWS) + 1024:
+        # the keys moved far from the kept layout: start a new one (state from PostgreSQL)
+        lo_all, shift = _layout(ctx, t)
+        tagg = _target_ranges(ctx, t, lo_all, shift)
+        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max)
+    n_aggs = len(pk_source(t))
+    expected = {r: list(a) for r, a in tagg.items()}
+    for k in _absent_in_target(ctx, t, upserts):  # copied anyway: counts as already there
+        v0 = int(k[0])  # type: ignore[call-overload]
+        r = (v0 - lo_all) >> shift
+        agg = expected.setdefault(r, [0] * (1 + n_aggs))
+        if agg[0] < 0:
+            continue
         agg[0] += 1
-        agg[1] += rel
-        agg[2] += rel * rel
+        agg[1] += v0 - (lo_all + (r << shift))
         for j, v in enumerate(k[1:]):
-            agg[3 + j] += int(v)  # type: ignore[call-overload]
-    s_others = "".join(f", sum({qi(c)})" for c in others)
-    q = (
-        f"SELECT count(*), sum({f_s} - ?), sum(({f_s} - ?) * ({f_s} - ?)){s_others} "
-        f"FROM {table} WHERE {f_s} BETWEEN ? AND ?"
-    )
+            agg[2 + j] += int(v)  # type: ignore[call-overload]
+    zero = [0] * (1 + n_aggs)
     candidates: dict[int, Key] = {}
     listed: list[int] = []
-    for r in range((hi_all - lo_all) // width + 1):
-        lo = lo_all + (r << shift)
-        ta = tagg.get(r)
-        if ta is None:
-            # nothing in the target here: the whole range is new or already being copied
-            n_here = sconn.execute(f"SELECT count(*) FROM {table} WHERE {f_s} BETWEEN ? AND ?",
-                                   (lo, lo + width - 1)).fetchone()[0]
-            if n_here:
-                listed.append(r)
+    for r in expected.keys() | sagg.keys():
+        ta, sa = expected.get(r, zero), sagg.get(r, zero)
+        if ta == sa:
             continue
-        try:
-            row = sconn.execute(q, (lo, lo, lo, lo, lo + width - 1)).fetchone()
-            sa = [int(v or 0) for v in row]
-        except (sqlite3.OperationalError, OverflowError):  # integer overflow in sum()
-            listed.append(r)
+        if ta[0] - sa[0] == 1 and sa[0] >= 0:
+            lo = lo_all + (r << shift)
+            candidates[r] = (lo + ta[1] - sa[1], *(ta[2 + j] - sa[2 + j] for j in range(n_aggs - 1)))
             continue
-        if sa == ta:
-            continue
-        if ta[0] - sa[0] == 1:
-            cand = (lo + ta[1] - sa[1], *(ta[3 + j] - sa[3 + j] for j in range(len(others))))
-            if (cand[0] - lo) ** 2 == ta[2] - sa[2]:
-                candidates[r] = cand
-                continue
         listed.append(r)
     deleted: list[Key] = []
     if candidates:
         cands = list(candidates.items())
         in_target = _present_in_target(ctx, t, [c for _, c in cands])
-        in_source = existing_keys(sconn, t, [c for _, c in cands])
+        in_source = existing_keys(ctx.sconn, t, [c for _, c in cands])
         for r, c in cands:
             if c in in_target and c not in in_source and c not in upserts:
                 deleted.append(c)
@@ -413,7 +553,14 @@ def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> tuple[list[K
         d, m = _list_ranges(ctx, t, sorted(set(listed)), lo_all, shift, upserts)
         deleted.extend(d)
         missing.extend(m)
-    return deleted, missing
+    rows = sum(a[0] for a in sagg.values() if a[0] > 0)
+    if any(a[0] < 0 for a in sagg.values()):
+        rows = source_count(ctx.sconn, t)
+
+    def save(cur: Cursor) -> None:
+        _save_ranges(ctx, t, cur, lo_all, shift, sagg)
+
+    return KeyDiff(deleted, missing, source_rows=rows, extra_max=top, save=save)
 
 
 def _all_source_keys(sconn: sqlite3.Connection, t: TablePlan, upserts: set[Key]) -> list[Key]:
@@ -661,39 +808,78 @@ class _CursorStrategy:
     def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
         raise NotImplementedError
 
+    def extra_max(self, t: TablePlan) -> str | None:
+        """The cursor column, when its maximum should come with the key comparison's scan."""
+        return None
+
+    def _high_water(self, ctx: Context, t: TablePlan, diff: KeyDiff | None) -> object:
+        if diff is not None and self.extra_max(t) is not None:
+            return diff.extra_max
+        return self.high_water(ctx, t)
+
     def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
         self.column(t)  # validates
         ensure_state(ctx.cur)
-        save_pending(ctx, t, missing_in_target(ctx, t) if rejected else [])
-        return _json_value(self.high_water(ctx, t))
+        ctx.cur.execute(
+            f"DELETE FROM {STATE_SCHEMA}.key_ranges WHERE target_schema = %s AND source_table = %s",
+            (ctx.schema, t.source.name),
+        )
+        diff: KeyDiff | None = None
+        if integer_key(t) and not rejected:
+            # the target holds exactly the source's keys: keep the source's range aggregates
+            with lenient_text(ctx.sconn):
+                lo, shift = _layout(ctx, t)
+                try:
+                    sagg, top = _source_ranges(ctx, t, lo, shift, self.extra_max(t))
+                except _NotIntegers:
+                    sagg = None
+            if sagg is not None:
+                _save_ranges(ctx, t, ctx.cur, lo, shift, sagg)
+                diff = KeyDiff([], [], extra_max=top)
+        elif rejected:
+            diff = key_diff(ctx, t, set(), extra_max=self.extra_max(t))
+            if diff.save is not None:
+                diff.save(ctx.cur)
+        save_pending(ctx, t, diff.missing if diff is not None else [])
+        return _json_value(self._high_water(ctx, t, diff))
 
     def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
         ensure_state(ctx.cur)
-        hw_now = self.high_water(ctx, t)
         prev_hw = _from_json(prev.high_water)
-        det = Detected(high_water=_json_value(hw_now), source_rows=source_count(ctx.sconn, t))
         pending = load_pending(ctx, t)
-        upserts: set[Key] = set()
         if prev_hw is not None:
             where, params = self.window(ctx, t, prev_hw)
         else:  # the column was empty (or all NULL) at the last sync
             where, params = "", ()
+        upserts: set[Key] = set()
         cols = ", ".join(qi(c) for c in pk_source(t))
         with lenient_text(ctx.sconn):
             for row in ctx.sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}{where}", params):
                 upserts.add(tuple(row))
-        if upserts:
-            det.selections.append((where, params))
-        deleted, missing = key_diff(ctx, t, upserts)
-        retry = sorted({*pending, *missing} - upserts, key=repr)
-        if missing:
+        diff = key_diff(ctx, t, upserts, extra_max=self.extra_max(t))
+        det = Detected(
+            high_water=_json_value(self._high_water(ctx, t, diff)),
+            source_rows=diff.source_rows,
+            deletes=diff.deleted,
+        )
+        retry = sorted({*pending, *diff.missing} - upserts, key=repr)
+        if diff.missing:
             det.notes.append(
-                f"{t.source.name}: {len(missing)} row(s) the {self.name} cursor did not select "
-                "were missing in the target and are copied now"
+                f"{t.source.name}: {len(diff.missing)} row(s) the {self.name} cursor did not "
+                "select were missing in the target and are copied now"
             )
+        if len(upserts) > 50_000:  # many: read them by the cursor condition itself
+            det.selections.append((where, params))
+        else:  # few: read them by key, through the primary-key index
+            retry = sorted({*retry, *upserts}, key=repr)
         det.selections.extend(where_keys(t, retry))
-        det.deletes = deleted
-        det.save = lambda cur, rejected: save_pending(ctx, t, rejected)
+
+        def save(cur: Cursor, rejected: list[Key]) -> None:
+            save_pending(ctx, t, rejected)
+            if diff.save is not None:
+                diff.save(cur)
+
+        det.save = save
         return det
 
 
@@ -714,6 +900,9 @@ class TimestampStrategy(_CursorStrategy):
                 f"set tables: {{{t.source.name}: {{strategy: timestamp, column: COLUMN}}}}",
             )
         return col
+
+    def extra_max(self, t: TablePlan) -> str | None:
+        return self.column(t)
 
     def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
         col = qi(self.column(t))
@@ -763,11 +952,16 @@ class TriggersStrategy:
     name: ClassVar[str] = "triggers"
 
     def _position(self, ctx: Context) -> int | None:
+        """The last sequence number the log handed out, as of the snapshot (AUTOINCREMENT
+        keeps counting in sqlite_sequence after trimmed entries are gone)."""
         try:
             row = ctx.sconn.execute(f"SELECT max(seq) FROM {qi(CHANGE_LOG_TABLE)}").fetchone()
         except sqlite3.OperationalError:
             return None  # no change log
-        return int(row[0] or 0)
+        counter = ctx.sconn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = ?", (CHANGE_LOG_TABLE,)
+        ).fetchone()
+        return max(int(row[0] or 0), int(counter[0]) if counter and counter[0] is not None else 0)
 
     def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
         pos = self._position(ctx)
@@ -856,7 +1050,7 @@ def forget(cur: Cursor, schema: str, source_table: str) -> None:
     row = cur.fetchone()
     if not row or not row[0]:
         return
-    for tbl in ("hash_buckets", "pending_rows"):
+    for tbl in ("hash_buckets", "pending_rows", "key_ranges"):
         cur.execute(
             f"DELETE FROM {STATE_SCHEMA}.{tbl} WHERE target_schema = %s AND source_table = %s",
             (schema, source_table),
