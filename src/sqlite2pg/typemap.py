@@ -86,9 +86,10 @@ def candidate_type(col: SourceColumn, opts: TypeOptions) -> tuple[PgType | None,
 def dirty_sql(t: PgType, c: str) -> str:
     """SQL true for a non-NULL value that cannot be streamed to COPY unchanged for type ``t``.
 
-    Never NULL: SQLite's date functions return NULL for text they cannot read, and a NULL
-    test would let 'yesterday' through to COPY."""
-    return f"coalesce({_dirty_test(t, c)}, 1)"
+    A NULL value is never dirty; for any other value the test is never NULL: SQLite's date
+    functions return NULL for text they cannot read, and a NULL test would let 'yesterday'
+    through to COPY."""
+    return f"({c} IS NOT NULL AND coalesce({_dirty_test(t, c)}, 1))"
 
 
 def _dirty_test(t: PgType, c: str) -> str:
@@ -107,7 +108,7 @@ def _dirty_test(t: PgType, c: str) -> str:
             f"({c} > 1.7976931348623157e308 OR {c} < -1.7976931348623157e308)))"
         )
     if k in ("text", "varchar"):
-        return f"(typeof({c}) NOT IN ('text','null') OR instr(CAST({c} AS BLOB), x'00') > 0)"
+        return f"(typeof({c}) NOT IN ('text','null') OR instr({c}, char(0)) > 0)"
     if k == "bytea":
         return f"typeof({c}) NOT IN ('blob','null')"
     if k == "boolean":
