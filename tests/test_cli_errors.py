@@ -193,11 +193,6 @@ def test_unreachable_server_exits_2(tmp_path: Path) -> None:
     assert "secret-pw" not in proc.stderr + proc.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="target.connection_error keeps libpq's last line ('\\tIs the server running on that "
-    "host...') and drops the cause ('Connection refused'); target.py is not this suite's file",
-)
 def test_unreachable_server_says_why(tmp_path: Path) -> None:
     source = good_db(tmp_path / "a.db")
     proc = cli(

@@ -16,6 +16,7 @@ from .report import latest_report, load_report, render_html
 from .source import open_source, read_catalog, snapshot
 from .state import RunRecord, StateDB
 from .target import EMBEDDED_DIR, start_embedded, stop_embedded
+from .verify import VerifyResult
 
 
 def load(config: str | Path | Config | None) -> Config:
@@ -60,6 +61,45 @@ def sync(
         allow_mass_delete=allow_mass_delete,
     )
     return run_sync(cfg, opts, observer)
+
+
+def verify(
+    source: str | Path | None = None,
+    target: str | None = None,
+    *,
+    config: str | Path | Config | None = None,
+    schema: str | None = None,
+    state: str | None = None,
+    tables: Sequence[str] | None = None,
+    level: VerifyLevel = "checksum",
+) -> VerifyResult:
+    """Compare the source with the target: schema, then the data at ``level``.
+
+    Rows the last successful sync rejected are expected to be absent, not reported as missing."""
+    from .target import resolve_target
+    from .verify import rejected_keys_from, verify_tables
+
+    cfg = load(config)
+    if schema:
+        cfg = cfg.model_copy(update={"schema_": schema})
+    keys = None
+    path = state_path(cfg, state)
+    if path.exists():
+        db = StateDB(path)
+        try:
+            runs = [r for r in db.runs(limit=50) if r.command == "sync" and r.status != "failed"]
+            if runs:
+                keys = rejected_keys_from(db.rejects(runs[0].run_id))
+        finally:
+            db.close()
+    return verify_tables(
+        cfg,
+        _source(source, cfg),
+        resolve_target(target, cfg),
+        level=level,
+        tables=list(tables) if tables else None,
+        rejected_keys=keys,
+    )
 
 
 def plan(
@@ -393,4 +433,5 @@ __all__ = [
     "server_url",
     "status",
     "sync",
+    "verify",
 ]

@@ -25,6 +25,7 @@ from .render import (
     render_rejects,
     render_status,
     render_sync,
+    render_verify,
 )
 from .report import load_report, render_summary, run_points
 from .target import as_url
@@ -140,6 +141,48 @@ def sync(
     else:
         render_sync(report)
     sys.exit(report.exit_code)
+
+
+@main.command(
+    epilog="Example:\n\n  sqlite2pg verify --source app.db --target postgresql://me@db.example.com/app"
+)
+@_common
+@click.option("--state", help="Local state database: rows the last sync rejected are expected.")
+@click.option("--tables", help="Comma-separated source tables (default: all).")
+@click.option(
+    "--level",
+    type=click.Choice(["counts", "checksum", "rows"]),
+    default="checksum",
+    show_default=True,
+    help="checksum: hashes over key ranges, bisected down to the differing rows.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
+@handle_errors
+def verify(
+    config: str | None,
+    source: str | None,
+    target: str | None,
+    schema: str | None,
+    state: str | None,
+    tables: str | None,
+    level: str,
+    as_json: bool,
+) -> None:
+    """Prove the target holds exactly the source: schema, counts, checksums, differing rows."""
+    result = api.verify(
+        source,
+        target,
+        config=config,
+        schema=schema,
+        state=state,
+        tables=tables.split(",") if tables else None,
+        level=level,  # type: ignore[arg-type]
+    )
+    if as_json:
+        click.echo(json.dumps(result.as_dict(), default=str, indent=2))
+    else:
+        render_verify(result)
+    sys.exit(result.exit_code)
 
 
 @main.command(epilog="Example:\n\n  sqlite2pg plan --source Chinook.sqlite")

@@ -12,6 +12,7 @@ from rich.table import Table
 from .model import MigrationPlan, Rejection, TableResult
 from .pipeline import RunReport
 from .report import HistoryPoint
+from .verify import VerifyResult
 
 console = Console(stderr=False)
 err_console = Console(stderr=True)
@@ -176,3 +177,33 @@ def render_status(st: Any) -> None:
     for p in st.problems:
         console.print(f"[red]problem[/red]: {p}")
     console.print("[green]healthy[/green]" if st.healthy else "[red]unhealthy[/red]")
+
+
+def render_verify(result: VerifyResult) -> None:
+    table = Table(title=f"sqlite2pg verify ({result.level})")
+    cols = ("table", "source", "target", "missing", "extra", "differ", "rej")
+    for col in cols:
+        table.add_column(col, justify="left" if col == "table" else "right", no_wrap=True)
+    table.add_column("result")
+
+    def n(v: int | None) -> str:
+        return "-" if v is None else f"{v:,}"
+
+    for name, t in result.tables.items():
+        table.add_row(
+            name,
+            n(t.source_rows),
+            n(t.target_rows),
+            n(t.missing_count),
+            n(t.extra_count),
+            n(t.different_count),
+            n(t.rejected),
+            "[green]identical[/green]" if t.identical else "[red]differs[/red]",
+        )
+    console.print(table)
+    for line in result.summary_lines()[1:]:
+        console.print(line, markup=False, highlight=False)
+    for w in result.warnings:
+        console.print(f"[yellow]warning[/yellow]: {w}")
+    verdict = "[green]identical[/green]" if result.identical else "[red]DIFFERENCES[/red]"
+    console.print(f"{verdict} in {result.seconds:.1f}s")

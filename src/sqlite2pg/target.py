@@ -121,10 +121,12 @@ def connect(conninfo: str, display: str, *, autocommit: bool = False) -> psycopg
 
 def connection_error(exc: Exception, display: str) -> TargetError:
     text = str(exc).strip()
-    first = next(
-        (line.split("FATAL:", 1)[-1].strip() for line in text.splitlines() if "FATAL" in line),
-        text.splitlines()[-1] if text else "unknown error",
-    )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    fatal = [line.split("FATAL:", 1)[-1].strip() for line in lines if "FATAL" in line]
+    # libpq: 'connection to server at "h" (1.2.3.4), port 1 failed: Connection refused' then
+    # a hint line; the cause is after the last "failed:".
+    causes = [line.rsplit("failed:", 1)[-1].strip() for line in lines if "failed:" in line]
+    first = (fatal or causes or lines or ["unknown error"])[0]
     low = text.lower()
     if "password authentication failed" in low or "no password supplied" in low:
         hint = "check the user and password (PGPASSWORD, ~/.pgpass, or ${ENV} in the config)"
