@@ -90,6 +90,7 @@ def test_new_table_is_created_and_loaded_with_its_foreign_keys(
             "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = 'review'::regclass"
         ).fetchone()
         nxt = pg.execute("INSERT INTO review (album_id, stars) VALUES (1, 5) RETURNING review_id").fetchone()
+        pg.rollback()
     assert fk == (1,) and pk == (1,) and nxt == (50,)
     conn = sqlite3.connect(chinook)
     conn.execute("DELETE FROM Review WHERE ReviewId = 3")

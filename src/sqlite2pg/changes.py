@@ -26,6 +26,9 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import struct
+import tempfile
+import threading
 from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -99,6 +102,7 @@ class Context:
     schema: str
     cfg: Config
     source_path: str
+    pre: Precomputed | None = None  # bucket fingerprints computed while PostgreSQL was busy
 
     def target(self, t: TablePlan) -> str:
         return qname(self.schema, t.name)
@@ -633,8 +637,77 @@ def _list_ranges(
 # --------------------------------------------------------------------------- strategies
 
 
+def _alias(t: TablePlan) -> bool:
+    """The primary key is the rowid: a bucket's keys are its rowids, found in the target."""
+    return t.source.rowid_alias is not None and list(t.source.primary_key) == [t.source.rowid_alias]
+
+
+def _bucket_rows(
+    ctx: Context, t: TablePlan
+) -> Iterator[tuple[int, int, int, bytes | None]]:
+    if ctx.pre is not None and t.source.name in ctx.pre.tables:
+        yield from ctx.pre.records(t.source.name)
+        return
+    reader = BucketReader(ctx.sconn, t.source.name, copied_source_columns(t), pk_source(t))
+    yield from reader.hashes(with_keys=not _alias(t))
+
+
+class Precomputed:
+    """The hash tables' bucket fingerprints for a full load's state, computed in a thread
+    while PostgreSQL builds indexes and foreign keys (the snapshot's SQLite connection is idle
+    then; sqlite3 releases the GIL while SQLite works). Spooled to temporary files, so memory
+    stays flat; the caller must not use the connection until :meth:`join` returns."""
+
+    RECORD = struct.Struct(">qqiI")
+
+    def __init__(self, sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> None:
+        self.tables = {t.source.name: t for t in tables if t.source.primary_key and has_rowid(t)
+                       and strategy_for(t).name == "hash"}
+        self.files: dict[str, Any] = {}
+        self.error: BaseException | None = None
+        self.sconn = sconn
+        self.thread = threading.Thread(target=self._run, name="sqlite2pg-buckets", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            for name, t in self.tables.items():
+                f = tempfile.TemporaryFile()
+                self.files[name] = f
+                reader = BucketReader(self.sconn, name, copied_source_columns(t), pk_source(t))
+                for bucket, h, n, keys in reader.hashes(with_keys=not _alias(t)):
+                    k = keys or b""
+                    f.write(self.RECORD.pack(bucket, h, n, len(k)))
+                    f.write(k)
+        except BaseException as exc:  # re-raised in the caller's thread by join()
+            self.error = exc
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def records(self, name: str) -> Iterator[tuple[int, int, int, bytes | None]]:
+        f = self.files[name]
+        f.seek(0)
+        size = self.RECORD.size
+        while True:
+            head = f.read(size)
+            if len(head) < size:
+                return
+            bucket, h, n, klen = self.RECORD.unpack(head)
+            yield bucket, h, n, f.read(klen) if klen else None
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
 class HashStrategy:
-    """Bucket fingerprints compared with the last sync's; differing buckets re-read whole."""
+    """Bucket fingerprints compared with the last sync's; differing buckets re-read whole.
+
+    A bucket's keys are kept with its fingerprint (to find deleted rows), except when the
+    primary key is the rowid: then the target's keys in the bucket's range are the old keys."""
 
     name: ClassVar[str] = "hash"
 
@@ -656,9 +729,9 @@ class HashStrategy:
             f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, keys) "
             "FROM STDIN"
         ) as cp:
-            for bucket, h, n, keys in self._reader(ctx, t).hashes(with_keys=True):
+            for bucket, h, n, keys in _bucket_rows(ctx, t):
                 cp.write_row((ctx.schema, t.source.name, bucket, None if bucket in retry else h,
-                              n, keys))
+                              n, keys or b""))
         return None
 
     def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
@@ -685,18 +758,30 @@ class HashStrategy:
             return det
         reader = self._reader(ctx, t)
         new_keys = reader.keys_of([b for b in differing if b in current])
-        ctx.cur.execute(
-            f"SELECT bucket, keys FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s "
-            "AND source_table = %s AND bucket = ANY(%s)",
-            (ctx.schema, t.source.name, differing),
-        )
-        old_keys: set[Key] = set()
-        for _, keys in ctx.cur.fetchall():
-            old_keys.update(parse_keys(bytes(keys)))
         now_keys: set[Key] = set()
         for keys in new_keys.values():
             now_keys.update(parse_keys(keys))
-        det.deletes = to_target_keys(t, sorted(old_keys - now_keys, key=repr))
+        if _alias(t):
+            # the target's keys in those buckets' rowid ranges (the key is the rowid)
+            pk = pqi(pk_target(t)[0])
+            ctx.cur.execute(
+                f"SELECT t.{pk} FROM unnest(%s::bigint[]) AS b(n) JOIN {ctx.target(t)} t "
+                f"ON t.{pk} BETWEEN b.n << {BUCKET_BITS} AND (b.n << {BUCKET_BITS}) + "
+                f"{BUCKET_ROWS - 1}",
+                (differing,),
+            )
+            gone = {(int(r[0]),) for r in ctx.cur.fetchall()} - now_keys
+            det.deletes = sorted(gone)  # type: ignore[type-var]
+        else:
+            ctx.cur.execute(
+                f"SELECT bucket, keys FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s "
+                "AND source_table = %s AND bucket = ANY(%s)",
+                (ctx.schema, t.source.name, differing),
+            )
+            old_keys: set[Key] = set()
+            for _, keys in ctx.cur.fetchall():
+                old_keys.update(parse_keys(bytes(keys)))
+            det.deletes = to_target_keys(t, sorted(old_keys - now_keys, key=repr))
         present = [b for b in differing if b in current]
         for i in range(0, len(present), 20_000):
             det.selections.append(
@@ -721,8 +806,9 @@ class HashStrategy:
             ) as cp:
                 for b in present:
                     h, n = current[b]
+                    keys = b"" if _alias(t) else new_keys.get(b, b"")
                     cp.write_row((ctx.schema, t.source.name, b, None if b in retry else h, n,
-                                  new_keys.get(b, b"")))
+                                  keys))
 
         det.save = save
         return det
@@ -1037,12 +1123,17 @@ def effective_name(t: TablePlan) -> str:
 
 def initial_state(
     cur: Cursor, sconn: sqlite3.Connection, t: TablePlan, schema: str, cfg: Config,
-    source_path: str, rejected: int,
+    source_path: str, rejected: int, pre: Precomputed | None = None,
 ) -> str | None:
     """Called by the full load for every table it created, in its transaction and snapshot:
     writes what the table's strategy needs for the first incremental run."""
-    ctx = Context(cur, sconn, schema, cfg, source_path)
+    ctx = Context(cur, sconn, schema, cfg, source_path, pre)
     return strategy_for(t).initial(ctx, t, rejected)
+
+
+def precompute(sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> Precomputed:
+    """Start computing the full load's hash state in the background (see Precomputed)."""
+    return Precomputed(sconn, tables)
 
 
 def forget(cur: Cursor, schema: str, source_table: str) -> None:
