@@ -21,7 +21,7 @@ import psycopg
 from . import schema as ddl
 from . import syncstate
 from .config import Config, VerifyLevel
-from .changes import initial_state, prepare_source
+from .changes import initial_state, precompute, prepare_source
 from .errors import (
     EXIT_FAILED,
     EXIT_ISSUES,
@@ -317,19 +317,27 @@ def full_load(
                 continue
             created.append(load_table(cur, sconn, t, plan.schema, cfg, sink, report, obs, nocase))
         final = MigrationPlan(**{**plan.__dict__, "tables": tuple(created)})
-        for t in created:
-            ddl.add_keys_and_indexes(cur, t, plan.schema, report.warnings)
-        if only is None:
-            ddl.add_foreign_keys(cur, final, report.tables, report.warnings)
-        else:  # also the foreign keys of other tables that refer to the reloaded ones
-            add_fks_touching(cur, plan, created, report)
-        ddl.create_views(cur, final, report.warnings)
-        syncstate.ensure(cur)
-        for t in created:
-            # what the table's change-detection strategy needs for the first incremental run
-            hw = initial_state(cur, sconn, t, plan.schema, cfg, plan.source_path,
-                               report.tables[t.source.name].rejected)
-            syncstate.save_table(cur, plan.schema, t, report.run_id, hw)
+        # the hash strategy's fingerprints are read from SQLite while PostgreSQL builds indexes
+        pre = precompute(sconn, created)
+        try:
+            for t in created:
+                ddl.add_keys_and_indexes(cur, t, plan.schema, report.warnings)
+            if only is None:
+                ddl.add_foreign_keys(cur, final, report.tables, report.warnings)
+            else:  # also the foreign keys of other tables that refer to the reloaded ones
+                add_fks_touching(cur, plan, created, report)
+            ddl.create_views(cur, final, report.warnings)
+            syncstate.ensure(cur)
+        finally:
+            pre.join()  # the SQLite connection is ours again
+        try:
+            for t in created:
+                # what the table's change-detection strategy needs for the first incremental run
+                hw = initial_state(cur, sconn, t, plan.schema, cfg, plan.source_path,
+                                   report.tables[t.source.name].rejected, pre)
+                syncstate.save_table(cur, plan.schema, t, report.run_id, hw)
+        finally:
+            pre.close()
         status = "rejected" if report.rejected else "ok"
         syncstate.save_run(cur, plan.schema, report.run_id, "sync", "full", status,
                            report.started_at, {"tables": {k: v.as_dict() for k, v in report.tables.items()}})
