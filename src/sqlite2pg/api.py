@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,8 +47,14 @@ def sync(
     verify: VerifyLevel | None = None,
     allow_mass_delete: bool = False,
     observer: Observer | None = None,
+    on_retry: Callable[[int, BaseException, float], None] | None = None,
 ) -> RunReport:
-    """Migrate (first run) or incrementally sync ``source`` into ``target``."""
+    """Migrate (first run) or incrementally sync ``source`` into ``target``.
+
+    Transient faults (a lost connection, a failover, a busy SQLite file) are retried as the
+    config's ``retries`` say; each attempt is a complete, atomic run."""
+    from .unattended import run_unattended
+
     cfg = load(config)
     opts = SyncOptions(
         source=_source(source, cfg),
@@ -60,7 +66,7 @@ def sync(
         verify=verify,
         allow_mass_delete=allow_mass_delete,
     )
-    return run_sync(cfg, opts, observer)
+    return run_unattended(cfg, opts, observer, on_retry)
 
 
 def verify(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -14,9 +15,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+from psycopg.conninfo import conninfo_to_dict
 
 from . import api
 from .errors import EXIT_FAILED, EXIT_INPUT, Sqlite2pgError
+from .logs import setup_logging
+from .redact import redact_text
 from .render import (
     ProgressObserver,
     console,
@@ -33,6 +37,40 @@ from .target import as_url
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _setup_logging(config: str | None, target: str | None) -> None:
+    """JSON lines to the config's log file, warnings (or more with -v) on stderr, secrets
+    registered so that no log line, report or message shows them."""
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    cfg = api.load(config)
+    secrets = [
+        s for s in (cfg.target.password, os.environ.get("PGPASSWORD"), password_in(target)) if s
+    ]
+    root.meta.setdefault("secrets", []).extend(secrets)
+    log_file = cfg.resolve(cfg.log.file, cfg.log.file) if cfg.log.file else None
+    verbose, quiet = bool(root.params.get("verbose")), bool(root.params.get("quiet"))
+    setup_logging(
+        log_file,
+        level=cfg.log.level,
+        console=not quiet,
+        quiet=not verbose,
+        verbose=verbose,
+        max_bytes=cfg.log.max_bytes,
+        backups=cfg.log.backups,
+        secrets=secrets,
+    )
+
+
+def password_in(url: str | None) -> str | None:
+    if not url:
+        return None
+    try:
+        value = conninfo_to_dict(url).get("password")
+    except Exception:  # an unparseable URL is reported by the command itself
+        return None
+    return str(value) if value else None
+
+
 def handle_errors(fn: F) -> F:
     """One line naming the problem and a hint, the documented exit status, no traceback
     (unless --debug)."""
@@ -41,14 +79,15 @@ def handle_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         ctx = click.get_current_context()
         debug = bool(ctx.find_root().params.get("debug"))
+        secrets: list[str] = ctx.find_root().meta.setdefault("secrets", [])
         try:
             return fn(*args, **kwargs)
         except Sqlite2pgError as exc:
             if debug:
                 traceback.print_exc()
-            click.echo(f"error: {exc.message}", err=True)
+            click.echo(f"error: {redact_text(exc.message, secrets)}", err=True)
             if exc.hint:
-                click.echo(f"hint: {exc.hint}", err=True)
+                click.echo(f"hint: {redact_text(exc.hint, secrets)}", err=True)
             sys.exit(exc.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: nothing was committed by the unfinished run", err=True)
@@ -57,6 +96,7 @@ def handle_errors(fn: F) -> F:
             if debug:
                 traceback.print_exc()
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = redact_text(first, secrets)
             click.echo(f"error: unexpected {type(exc).__name__}: {first}", err=True)
             click.echo("hint: run again with --debug and report the traceback", err=True)
             sys.exit(EXIT_FAILED)
@@ -69,8 +109,10 @@ def handle_errors(fn: F) -> F:
     epilog="Example:\n\n  sqlite2pg sync --source app.db --target postgresql://me@db.example.com/app",
 )
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.option("-v", "--verbose", is_flag=True, help="Log progress (and debug details) to stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Only errors on stderr (the log file keeps all).")
 @click.version_option(package_name="sqlite2pg")
-def main(debug: bool) -> None:
+def main(debug: bool, verbose: bool, quiet: bool) -> None:
     """Migrate an SQLite database into PostgreSQL faithfully and fast, then keep it in sync.
 
     Exit status: 0 ok, 1 finished but rows were rejected or differ, 2 bad usage/config/input,
@@ -119,6 +161,7 @@ def sync(
     as_json: bool,
 ) -> None:
     """Copy SQLite into PostgreSQL: the full migration the first time, only the changes after."""
+    _setup_logging(config, target)
     observer = None if as_json or not console.is_terminal else ProgressObserver()
     try:
         report = api.sync(

@@ -47,6 +47,11 @@ class TargetError(InputError):
     stage = "target"
 
 
+class TargetUnavailable(TargetError):
+    """The server could not be reached just now (refused, failing over, too many connections):
+    retried by the retry policy; exit 2 when the retries run out."""
+
+
 class PlanError(InputError):
     stage = "plan"
 

@@ -7,7 +7,7 @@ clean. Each table is loaded inside its own savepoint so a table can be re-read i
 
 from __future__ import annotations
 
-import json
+import contextlib
 import sqlite3
 import time
 import uuid
@@ -20,8 +20,8 @@ import psycopg
 
 from . import schema as ddl
 from . import syncstate
-from .config import Config, VerifyLevel
 from .changes import initial_state, precompute, prepare_source
+from .config import Config, VerifyLevel
 from .errors import (
     EXIT_FAILED,
     EXIT_ISSUES,
@@ -147,9 +147,7 @@ def state_path(cfg: Config, override: str | None) -> Path:
     return cfg.base_dir() / "sqlite2pg-state.db"
 
 
-def run_sync(
-    cfg: Config, opts: SyncOptions, observer: Observer | None = None
-) -> RunReport:
+def run_sync(cfg: Config, opts: SyncOptions, observer: Observer | None = None) -> RunReport:
     """Full migration (empty target) or incremental sync (target synced before)."""
     obs = observer or QuietObserver()
     if opts.schema:
@@ -181,7 +179,9 @@ def run_sync(
         prepare_source(str(opts.source), catalog, cfg, report.warnings)
         with snapshot(sconn):
             # an incremental run keeps the existing column types instead of scanning every row
-            plan = build_plan(sconn, catalog, cfg, known=known_types(existing) if incremental else None)
+            plan = build_plan(
+                sconn, catalog, cfg, known=known_types(existing) if incremental else None
+            )
             report.warnings.extend(plan.warnings)
             if not plan.tables:
                 report.warnings.append("the source has no tables to copy")
@@ -190,20 +190,31 @@ def run_sync(
                 run_incremental(pg, sconn, plan, existing, cfg, opts, state, report, obs)
             else:
                 report.mode = "full"
-                full_load(pg, sconn, plan, cfg, state.reject_sink(run_id), report, obs,
-                          replace_existing=bool(existing), only=_only(plan, opts))
+                full_load(
+                    pg,
+                    sconn,
+                    plan,
+                    cfg,
+                    state.reject_sink(run_id),
+                    report,
+                    obs,
+                    replace_existing=bool(existing),
+                    only=_only(plan, opts),
+                )
         report.status = "rejected" if report.rejected else "ok"
     except Sqlite2pgError as exc:
         pg.rollback()
         report.status = "failed"
         report.error = str(exc)
-        state.finish_run(run_id, "failed", None, report.tables, error=str(exc))
+        _finish_failed(cfg, report, state, started)
+        state.finish_run(run_id, "failed", report.as_dict(), report.tables, error=str(exc))
         raise
     except (psycopg.Error, sqlite3.Error, OSError) as exc:
         _rollback_quietly(pg)
         report.status = "failed"
         report.error = f"{type(exc).__name__}: {exc}"
-        state.finish_run(run_id, "failed", None, report.tables, error=report.error)
+        _finish_failed(cfg, report, state, started)
+        state.finish_run(run_id, "failed", report.as_dict(), report.tables, error=report.error)
         raise RunFailed(
             f"sync failed, nothing was changed in the target: {str(exc).strip().splitlines()[0]}",
             "run again with --debug for details; transient faults are retried",
@@ -216,7 +227,7 @@ def run_sync(
     verify_level = opts.verify or cfg.verify
     if verify_level != "off":
         _verify_after(cfg, opts, target, report, verify_level)
-    report.report_files = write_reports(cfg, report)
+    report.report_files = write_reports(cfg, report, state)
     state.finish_run(run_id, report.status, report.as_dict(), report.tables)
     state.close()
     return report
@@ -226,15 +237,30 @@ def report_dir(cfg: Config) -> Path:
     return cfg.resolve(cfg.report_dir, "reports")
 
 
-def write_reports(cfg: Config, report: RunReport) -> list[str]:
-    """The run's JSON report (stable keys) in the report directory."""
-    folder = report_dir(cfg)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{report.run_id}.json"
-    files = [str(path)]
-    report.report_files = files
-    path.write_text(json.dumps(report.as_dict(), indent=2, default=str), encoding="utf-8")
-    return files
+def write_reports(cfg: Config, report: RunReport, state: StateDB) -> list[str]:
+    """The run's JSON report (stable keys) and its HTML page, in the report directory."""
+    from .report import write_run_report
+
+    paths = write_run_report(
+        report.as_dict(),
+        folder=report_dir(cfg),
+        history=state.runs(limit=100),
+        rejects=state.rejects(report.run_id),
+    )
+    report.report_files = [str(p) for p in paths]
+    return report.report_files
+
+
+def _finish_failed(cfg: Config, report: RunReport, state: StateDB, started: float) -> None:
+    report.seconds = time.perf_counter() - started
+    report.finished_at = now_iso()
+    _write_failed_report(cfg, report, state)
+
+
+def _write_failed_report(cfg: Config, report: RunReport, state: StateDB) -> None:
+    """A failed run gets its page too; writing it must never hide the run's own error."""
+    with contextlib.suppress(OSError, ValueError, sqlite3.Error):
+        write_reports(cfg, report, state)
 
 
 def _only(plan: MigrationPlan, opts: SyncOptions) -> set[str] | None:
@@ -252,10 +278,8 @@ def _only(plan: MigrationPlan, opts: SyncOptions) -> set[str] | None:
 
 
 def _rollback_quietly(pg: psycopg.Connection[Any]) -> None:
-    try:
+    with contextlib.suppress(psycopg.Error):
         pg.rollback()
-    except psycopg.Error:
-        pass
 
 
 def _verify_after(
@@ -333,14 +357,30 @@ def full_load(
         try:
             for t in created:
                 # what the table's change-detection strategy needs for the first incremental run
-                hw = initial_state(cur, sconn, t, plan.schema, cfg, plan.source_path,
-                                   report.tables[t.source.name].rejected, pre)
+                hw = initial_state(
+                    cur,
+                    sconn,
+                    t,
+                    plan.schema,
+                    cfg,
+                    plan.source_path,
+                    report.tables[t.source.name].rejected,
+                    pre,
+                )
                 syncstate.save_table(cur, plan.schema, t, report.run_id, hw)
         finally:
             pre.close()
         status = "rejected" if report.rejected else "ok"
-        syncstate.save_run(cur, plan.schema, report.run_id, "sync", "full", status,
-                           report.started_at, {"tables": {k: v.as_dict() for k, v in report.tables.items()}})
+        syncstate.save_run(
+            cur,
+            plan.schema,
+            report.run_id,
+            "sync",
+            "full",
+            status,
+            report.started_at,
+            {"tables": {k: v.as_dict() for k, v in report.tables.items()}},
+        )
     pg.commit()
 
 
@@ -351,7 +391,9 @@ def drop_synced(cur: psycopg.Cursor[Any], plan: MigrationPlan, only: set[str] | 
         cur.execute(f"DROP VIEW IF EXISTS {ddl.qname(plan.schema, v.name)}")
     for name, synced in existing.items():
         if only is None or name in only:
-            cur.execute(f"DROP TABLE IF EXISTS {ddl.qname(plan.schema, synced.target_table)} CASCADE")
+            cur.execute(
+                f"DROP TABLE IF EXISTS {ddl.qname(plan.schema, synced.target_table)} CASCADE"
+            )
             syncstate.forget_table(cur, plan.schema, name)
 
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import psycopg
 import tenacity
 
-from sqlite2pg.errors import InputError
+from sqlite2pg.errors import InputError, TargetUnavailable
 
 __all__ = ["RetrySettings", "is_transient", "retrying"]
 
@@ -76,6 +76,8 @@ def is_transient(exc: BaseException) -> bool:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, TargetUnavailable):
+            return True
         if isinstance(current, InputError):
             return False
         verdict = _classify(current)

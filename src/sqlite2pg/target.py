@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import os
 import warnings
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,7 +15,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from .config import Config, TargetConfig
-from .errors import TargetError
+from .errors import TargetError, TargetUnavailable
 
 EMBEDDED_DIR = ".sqlite2pg/pg"
 APP_NAME = "sqlite2pg"
@@ -26,9 +27,19 @@ class Target:
     conninfo: str  # full libpq connection string (may hold a password: never print it)
     display: str  # safe to print: user@host:port/db, no secrets
     embedded: bool = False
+    # IAM tokens allow new connections for 15 minutes: a fresh conninfo for every connection
+    refresh: Callable[[], str] | None = field(default=None, compare=False)
 
     def connect(self, *, autocommit: bool = False) -> psycopg.Connection[Any]:
-        return connect(self.conninfo, self.display, autocommit=autocommit)
+        conninfo = self.refresh() if self.refresh is not None else self.conninfo
+        return connect(conninfo, self.display, autocommit=autocommit)
+
+    @property
+    def secrets(self) -> list[str]:
+        """Values that must never appear in a log, report or message."""
+        found = [str(conninfo_to_dict(self.conninfo).get("password") or "")]
+        found.append(os.environ.get("PGPASSWORD", ""))
+        return [s for s in found if s]
 
 
 def as_url(conninfo: str) -> str:
@@ -81,10 +92,18 @@ def resolve_target(url: str | None, cfg: Config, *, workdir: Path | None = None)
         if url:
             conninfo = make_conninfo(url)
         elif t.url or t.host or t.dbname or t.user:
-            password = t.password
             if t.auth == "iam":
-                password = _iam_password(t)
-            conninfo = _from_parts(t, password)
+
+                def fresh() -> str:
+                    token = _iam_password(t)
+                    from .logs import add_secrets
+
+                    add_secrets(token)
+                    return _from_parts(t, token)
+
+                conninfo = fresh()
+                return Target(conninfo, describe(conninfo), refresh=fresh)
+            conninfo = _from_parts(t, t.password)
         elif any(os.environ.get(k) for k in _PG_ENV):
             conninfo = ""
         else:
@@ -116,7 +135,12 @@ def connect(conninfo: str, display: str, *, autocommit: bool = False) -> psycopg
             conninfo, autocommit=autocommit, application_name=APP_NAME, connect_timeout=15
         )
     except psycopg.OperationalError as exc:
-        raise connection_error(exc, display) from None
+        from .retry import is_transient
+
+        err = connection_error(exc, display)
+        if is_transient(exc):
+            raise TargetUnavailable(err.message, err.hint) from exc
+        raise err from None
 
 
 def connection_error(exc: Exception, display: str) -> TargetError:
