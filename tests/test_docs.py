@@ -62,3 +62,15 @@ def test_configuration_reference_parses() -> None:
     for block in blocks:
         cfg = parse_config(block, "docs/configuration.md")
         assert cfg.tables["Track"].columns["Composer"].rename == "composer_name"
+
+
+def test_aurora_examples_parse() -> None:
+    import os
+
+    os.environ.setdefault("APP_DB_PASSWORD", "secret")
+    text = (ROOT / "docs" / "aurora.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    assert len(blocks) == 2
+    configs = [parse_config(b, "docs/aurora.md") for b in blocks]
+    assert configs[0].target.sslmode == "verify-full"
+    assert configs[1].target.auth == "iam" and configs[1].target.region == "eu-west-1"
