@@ -42,7 +42,19 @@ import psycopg
 from .config import Config, TableConfig
 from .convert import PolicyApplied, Reject, column_converter, parse_timestamp
 from .errors import PlanError, SourceError
-from .hashing import BUCKET_BITS, BUCKET_ROWS, BucketReader, key_texts, parse_keys, text_expr
+from .hashing import (
+    BUCKET_BITS,
+    SUB_BITS,
+    SUB_PACK,
+    SUB_ROWS,
+    SUBS,
+    Bucket,
+    BucketReader,
+    key_texts,
+    parse_keys,
+    text_expr,
+    unpack_subs,
+)
 from .hashing import table_fingerprint
 from .model import SourceCatalog, TablePlan
 from .plan import timestamp_column
@@ -63,6 +75,7 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.hash_buckets (
     h bigint,
     n integer NOT NULL,
     keys bytea NOT NULL,
+    sub bytea,
     PRIMARY KEY (target_schema, source_table, bucket)
 );
 CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.key_ranges (
@@ -642,9 +655,7 @@ def _alias(t: TablePlan) -> bool:
     return t.source.rowid_alias is not None and list(t.source.primary_key) == [t.source.rowid_alias]
 
 
-def _bucket_rows(
-    ctx: Context, t: TablePlan
-) -> Iterator[tuple[int, int, int, bytes | None]]:
+def _bucket_rows(ctx: Context, t: TablePlan) -> Iterator[Bucket]:
     if ctx.pre is not None and t.source.name in ctx.pre.tables:
         yield from ctx.pre.records(t.source.name)
         return
@@ -658,7 +669,7 @@ class Precomputed:
     then; sqlite3 releases the GIL while SQLite works). Spooled to temporary files, so memory
     stays flat; the caller must not use the connection until :meth:`join` returns."""
 
-    RECORD = struct.Struct(">qqiI")
+    RECORD = struct.Struct(f">qqiI{SUB_PACK.size}s")
 
     def __init__(self, sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> None:
         self.tables = {t.source.name: t for t in tables if t.source.primary_key and has_rowid(t)
@@ -675,9 +686,9 @@ class Precomputed:
                 f = tempfile.TemporaryFile()
                 self.files[name] = f
                 reader = BucketReader(self.sconn, name, copied_source_columns(t), pk_source(t))
-                for bucket, h, n, keys in reader.hashes(with_keys=not _alias(t)):
-                    k = keys or b""
-                    f.write(self.RECORD.pack(bucket, h, n, len(k)))
+                for b in reader.hashes(with_keys=not _alias(t)):
+                    k = b.keys or b""
+                    f.write(self.RECORD.pack(b.bucket, b.h, b.n, len(k), b.subs))
                     f.write(k)
         except BaseException as exc:  # re-raised in the caller's thread by join()
             self.error = exc
@@ -687,7 +698,7 @@ class Precomputed:
         if self.error is not None:
             raise self.error
 
-    def records(self, name: str) -> Iterator[tuple[int, int, int, bytes | None]]:
+    def records(self, name: str) -> Iterator[Bucket]:
         f = self.files[name]
         f.seek(0)
         size = self.RECORD.size
@@ -695,8 +706,8 @@ class Precomputed:
             head = f.read(size)
             if len(head) < size:
                 return
-            bucket, h, n, klen = self.RECORD.unpack(head)
-            yield bucket, h, n, f.read(klen) if klen else None
+            bucket, h, n, klen, subs = self.RECORD.unpack(head)
+            yield Bucket(bucket, h, n, subs, f.read(klen) if klen else None)
 
     def close(self) -> None:
         for f in self.files.values():
@@ -704,12 +715,17 @@ class Precomputed:
 
 
 class HashStrategy:
-    """Bucket fingerprints compared with the last sync's; differing buckets re-read whole.
+    """Bucket fingerprints compared with the last sync's; differing 16-row sub-buckets re-read.
 
     A bucket's keys are kept with its fingerprint (to find deleted rows), except when the
-    primary key is the rowid: then the target's keys in the bucket's range are the old keys."""
+    primary key is the rowid: then the target's keys in the bucket's range are the old keys.
+    The comparison streams both sides in bucket order: memory grows with the changes only."""
 
     name: ClassVar[str] = "hash"
+    COPY = (
+        f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, keys, sub) "
+        "FROM STDIN"
+    )
 
     def _reader(self, ctx: Context, t: TablePlan) -> BucketReader:
         return BucketReader(ctx.sconn, t.source.name, copied_source_columns(t), pk_source(t))
@@ -725,71 +741,103 @@ class HashStrategy:
         retry: set[int] = set()
         if rejected:
             retry = _buckets_of(ctx.sconn, t, missing_in_target(ctx, t))
-        with ctx.cur.copy(
-            f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, keys) "
-            "FROM STDIN"
-        ) as cp:
-            for bucket, h, n, keys in _bucket_rows(ctx, t):
-                cp.write_row((ctx.schema, t.source.name, bucket, None if bucket in retry else h,
-                              n, keys or b""))
+        with ctx.cur.copy(self.COPY) as cp:
+            for b in _bucket_rows(ctx, t):
+                again = b.bucket in retry
+                cp.write_row((ctx.schema, t.source.name, b.bucket, None if again else b.h, b.n,
+                              b.keys or b"", None if again else b.subs))
         return None
+
+    def _stored(self, ctx: Context, t: TablePlan) -> Iterator[tuple[int, int | None]]:
+        with ctx.cur.connection.cursor(name="sqlite2pg_buckets") as sc:
+            sc.itersize = 20_000
+            sc.execute(
+                f"SELECT bucket, h FROM {STATE_SCHEMA}.hash_buckets "
+                "WHERE target_schema = %s AND source_table = %s ORDER BY bucket",
+                (ctx.schema, t.source.name),
+            )
+            for bucket, h in sc:
+                yield int(bucket), h
 
     def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
         if not has_rowid(t):
             return CompareStrategy().detect(ctx, t, prev)
         ensure_state(ctx.cur)
-        ctx.cur.execute(
-            f"SELECT bucket, h FROM {STATE_SCHEMA}.hash_buckets "
-            "WHERE target_schema = %s AND source_table = %s",
-            (ctx.schema, t.source.name),
-        )
-        stored: dict[int, int | None] = {int(b): h for b, h in ctx.cur.fetchall()}
-        current: dict[int, tuple[int, int]] = {}
+        # merge the stored and the current fingerprints, both in bucket order
+        changed: dict[int, Bucket | None] = {}  # differing bucket -> now (None: no rows now)
         total = 0
-        for bucket, h, n, _ in self._reader(ctx, t).hashes():
-            current[bucket] = (h, n)
-            total += n
-        differing = sorted(
-            b for b in stored.keys() | current.keys()
-            if b not in stored or b not in current or stored[b] is None or stored[b] != current[b][0]
-        )
+        stored = self._stored(ctx, t)
+        now = self._reader(ctx, t).hashes()
+        s_item = next(stored, None)
+        n_item = next(now, None)
+        while s_item is not None or n_item is not None:
+            if n_item is None or (s_item is not None and s_item[0] < n_item.bucket):
+                assert s_item is not None
+                changed[s_item[0]] = None
+                s_item = next(stored, None)
+                continue
+            total += n_item.n
+            if s_item is None or n_item.bucket < s_item[0]:
+                changed[n_item.bucket] = n_item
+            else:
+                if s_item[1] is None or s_item[1] != n_item.h:
+                    changed[n_item.bucket] = n_item
+                s_item = next(stored, None)
+            n_item = next(now, None)
         det = Detected(source_rows=total)
-        if not differing:
+        if not changed:
             return det
+        differing = sorted(changed)
+        ctx.cur.execute(
+            f"SELECT bucket, sub, {'NULL' if _alias(t) else 'keys'} FROM "
+            f"{STATE_SCHEMA}.hash_buckets WHERE target_schema = %s AND source_table = %s "
+            "AND bucket = ANY(%s)",
+            (ctx.schema, t.source.name, differing),
+        )
+        old_subs: dict[int, tuple[int, ...] | None] = {}
+        old_keys: set[Key] = set()
+        for bucket, sub, keys in ctx.cur.fetchall():
+            old_subs[int(bucket)] = unpack_subs(bytes(sub) if sub is not None else None)
+            if keys:
+                old_keys.update(parse_keys(bytes(keys)))
+        # the 16-row sub-buckets that differ (all of a bucket's without a usable old state)
+        subs: list[int] = []
+        for b in differing:
+            cur_subs = unpack_subs(changed[b].subs) if changed[b] is not None else None
+            before = old_subs.get(b)
+            for i in range(SUBS):
+                c = cur_subs[i] if cur_subs else 0
+                o = before[i] if before else None
+                if o is None or c != o:
+                    subs.append((b << (BUCKET_BITS - SUB_BITS)) + i)
         reader = self._reader(ctx, t)
-        new_keys = reader.keys_of([b for b in differing if b in current])
-        now_keys: set[Key] = set()
-        for keys in new_keys.values():
-            now_keys.update(parse_keys(keys))
         if _alias(t):
-            # the target's keys in those buckets' rowid ranges (the key is the rowid)
+            # old keys: the target's, in those sub-buckets' rowid ranges (the key is the rowid)
+            now_keys: set[Key] = set()
+            for keys in reader.sub_keys(subs).values():
+                now_keys.update(parse_keys(keys))
             pk = pqi(pk_target(t)[0])
             ctx.cur.execute(
                 f"SELECT t.{pk} FROM unnest(%s::bigint[]) AS b(n) JOIN {ctx.target(t)} t "
-                f"ON t.{pk} BETWEEN b.n << {BUCKET_BITS} AND (b.n << {BUCKET_BITS}) + "
-                f"{BUCKET_ROWS - 1}",
-                (differing,),
+                f"ON t.{pk} BETWEEN b.n << {SUB_BITS} AND (b.n << {SUB_BITS}) + {SUB_ROWS - 1}",
+                (subs,),
             )
             gone = {(int(r[0]),) for r in ctx.cur.fetchall()} - now_keys
             det.deletes = sorted(gone)  # type: ignore[type-var]
+            new_keys: dict[int, bytes] = {}
         else:
-            ctx.cur.execute(
-                f"SELECT bucket, keys FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s "
-                "AND source_table = %s AND bucket = ANY(%s)",
-                (ctx.schema, t.source.name, differing),
-            )
-            old_keys: set[Key] = set()
-            for _, keys in ctx.cur.fetchall():
-                old_keys.update(parse_keys(bytes(keys)))
+            new_keys = reader.keys_of([b for b in differing if changed[b] is not None])
+            now_keys = set()
+            for keys in new_keys.values():
+                now_keys.update(parse_keys(keys))
             det.deletes = to_target_keys(t, sorted(old_keys - now_keys, key=repr))
-        present = [b for b in differing if b in current]
-        for i in range(0, len(present), 20_000):
+        for i in range(0, len(subs), 20_000):
             det.selections.append(
                 (
                     f" WHERE rowid IN (SELECT s.rowid FROM json_each(?) AS b JOIN {qi(t.source.name)} "
-                    f"AS s ON s.rowid BETWEEN b.value << {BUCKET_BITS} AND "
-                    f"(b.value << {BUCKET_BITS}) + {BUCKET_ROWS - 1})",
-                    (json.dumps(present[i : i + 20_000]),),
+                    f"AS s ON s.rowid BETWEEN b.value << {SUB_BITS} AND "
+                    f"(b.value << {SUB_BITS}) + {SUB_ROWS - 1})",
+                    (json.dumps(subs[i : i + 20_000]),),
                 )
             )
 
@@ -800,15 +848,14 @@ class HashStrategy:
                 "AND source_table = %s AND bucket = ANY(%s)",
                 (ctx.schema, t.source.name, differing),
             )
-            with cur.copy(
-                f"COPY {STATE_SCHEMA}.hash_buckets (target_schema, source_table, bucket, h, n, "
-                "keys) FROM STDIN"
-            ) as cp:
-                for b in present:
-                    h, n = current[b]
-                    keys = b"" if _alias(t) else new_keys.get(b, b"")
-                    cp.write_row((ctx.schema, t.source.name, b, None if b in retry else h, n,
-                                  keys))
+            with cur.copy(self.COPY) as cp:
+                for b in differing:
+                    item = changed[b]
+                    if item is None:
+                        continue
+                    again = b in retry
+                    cp.write_row((ctx.schema, t.source.name, b, None if again else item.h, item.n,
+                                  new_keys.get(b, b""), None if again else item.subs))
 
         det.save = save
         return det

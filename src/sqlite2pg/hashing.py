@@ -19,12 +19,36 @@ from __future__ import annotations
 import hashlib
 import re
 import sqlite3
+import struct
+from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
 
 from .source import qi
 
-BUCKET_BITS = 6
+BUCKET_BITS = 6  # a bucket (one row of state in the target): 64 rowids
 BUCKET_ROWS = 1 << BUCKET_BITS
+SUB_BITS = 4  # a sub-bucket (the unit re-read when it differs): 16 rowids
+SUB_ROWS = 1 << SUB_BITS
+SUBS = 1 << (BUCKET_BITS - SUB_BITS)
+SUB_PACK = struct.Struct(f">{SUBS}q")
+
+
+@dataclass(frozen=True)
+class Bucket:
+    bucket: int
+    h: int  # hash of the sub-bucket hashes
+    n: int  # rows
+    subs: bytes  # SUB_PACK of the sub-bucket hashes (0: no rows)
+    keys: bytes | None  # key texts in rowid order, when asked for
+
+
+def _bucket(bucket: int, subs: list[int], n: int, keys: list[bytes], with_keys: bool) -> Bucket:
+    packed = SUB_PACK.pack(*subs)
+    return Bucket(bucket, h64(packed), n, packed, KEY_SEP.join(keys) if with_keys else None)
+
+
+def unpack_subs(data: bytes | None) -> tuple[int, ...] | None:
+    return SUB_PACK.unpack(data) if data and len(data) == SUB_PACK.size else None
 CHUNK_BUCKETS = 64  # buckets per query (measured: per-query overhead is ~20% at one bucket)
 KEY_SEP = b"\x1e"  # between the key texts of a bucket
 
@@ -135,21 +159,22 @@ class BucketReader:
         hi = self.sconn.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()[0]
         return int(lo), int(hi)
 
-    def hashes(self, *, with_keys: bool = False) -> Iterator[tuple[int, int, int, bytes | None]]:
-        """(bucket, hash, rows, key texts or None) for every non-empty bucket, in order.
+    def hashes(self, *, with_keys: bool = False) -> Iterator[Bucket]:
+        """Every non-empty bucket in rowid order, with its sub-bucket fingerprints.
 
-        One query per CHUNK_BUCKETS buckets: SQLite scans the rowid range and concatenates in
-        C; a range without rows (a gap in the rowids) is skipped by asking for the next rowid.
-        The concatenation follows the rowid order of the scan; should a future SQLite group
-        the rows in another order, buckets would merely look changed once (their rows are then
-        compared one by one), never the reverse."""
+        SQLite groups the rows by sub-bucket (16 rowids), concatenating their texts in C, for
+        CHUNK_BUCKETS buckets per query; Python hashes each sub-bucket's string once, and a
+        bucket's hash is the hash of its sub-buckets' hashes. A range without rows (a gap in
+        the rowids) is skipped by asking for the next rowid. The concatenation follows the
+        scan's rowid order; should a future SQLite group rows in another order, buckets would
+        merely look changed once (their rows are then compared one by one), never the reverse."""
         bounds = self._bounds()
         if bounds is None:
             return
         keys = ", group_concat(k, char(30))" if with_keys else ""
         inner_k = f", {self.key_expr} AS k" if with_keys else ""
         q = (
-            f"SELECT rowid >> {BUCKET_BITS}, group_concat(s, char(30)), count(*){keys} FROM "
+            f"SELECT rowid >> {SUB_BITS}, group_concat(s, char(30)), count(*){keys} FROM "
             f"(SELECT rowid, {self.row_expr} AS s{inner_k} FROM {self.table} "
             f"WHERE rowid BETWEEN ? AND ? ORDER BY rowid) GROUP BY 1"
         )
@@ -157,25 +182,60 @@ class BucketReader:
         span = BUCKET_ROWS * CHUNK_BUCKETS
         old = self.sconn.text_factory
         self.sconn.text_factory = bytes
+        per = 1 << (BUCKET_BITS - SUB_BITS)
         try:
             execute = self.sconn.execute
             lo = (bounds[0] >> BUCKET_BITS) << BUCKET_BITS
             last = bounds[1]
+            current = None
+            subs = [0] * per
+            n = 0
+            klist: list[bytes] = []
             while lo <= last:
                 hi = lo + span - 1
                 found = False
                 for row in execute(q, (lo, hi)):
                     found = True
-                    yield int(row[0]), h64(row[1]), int(row[2]), (row[3] if with_keys else None)
+                    sub = int(row[0])
+                    bucket = sub >> (BUCKET_BITS - SUB_BITS)
+                    if bucket != current:
+                        if current is not None:
+                            yield _bucket(current, subs, n, klist, with_keys)
+                        current, subs, n, klist = bucket, [0] * per, 0, []
+                    subs[sub & (per - 1)] = h64(row[1])
+                    n += int(row[2])
+                    if with_keys:
+                        klist.append(row[3])
                 if not found:
                     following = execute(nxt, (hi,)).fetchone()[0]
                     if following is None:
-                        return
+                        break
                     lo = (int(following) >> BUCKET_BITS) << BUCKET_BITS
                     continue
                 lo = hi + 1
+            if current is not None:
+                yield _bucket(current, subs, n, klist, with_keys)
         finally:
             self.sconn.text_factory = old
+
+    def sub_keys(self, subs: Sequence[int]) -> dict[int, bytes]:
+        """The key texts of the given sub-buckets (only the non-empty ones)."""
+        out: dict[int, bytes] = {}
+        q = (
+            f"SELECT group_concat(k, char(30)) FROM (SELECT {self.key_expr} AS k "
+            f"FROM {self.table} WHERE rowid BETWEEN ? AND ? ORDER BY rowid)"
+        )
+        old = self.sconn.text_factory
+        self.sconn.text_factory = bytes
+        try:
+            for b in subs:
+                lo = b << SUB_BITS
+                row = self.sconn.execute(q, (lo, lo + SUB_ROWS - 1)).fetchone()
+                if row[0] is not None:
+                    out[b] = row[0]
+        finally:
+            self.sconn.text_factory = old
+        return out
 
     def keys_of(self, buckets: Sequence[int]) -> dict[int, bytes]:
         """The key texts of the given buckets (only the non-empty ones)."""
@@ -201,7 +261,7 @@ def table_fingerprint(sconn: sqlite3.Connection, table: str, columns: Sequence[s
     """One hash of a whole rowid table (for tables reloaded whole: skip when unchanged)."""
     h = hashlib.blake2b(digest_size=16)
     n = 0
-    for bucket, bh, rows, _ in BucketReader(sconn, table, columns, []).hashes():
-        h.update(bucket.to_bytes(8, "big", signed=True) + bh.to_bytes(8, "big", signed=True))
-        n += rows
+    for b in BucketReader(sconn, table, columns, []).hashes():
+        h.update(b.bucket.to_bytes(8, "big", signed=True) + b.h.to_bytes(8, "big", signed=True))
+        n += b.n
     return f"{n}:{h.hexdigest()}"
