@@ -155,3 +155,27 @@ def test_rejected_rows_post_the_summary_to_the_webhook(tmp_path: Path, pg_url: s
     assert received[0]["status"] == "rejected"
     assert received[0]["counts"]["rejected"] == 1
     assert received[0]["tables"]["t"]["rejected"] == 1
+
+
+def test_a_second_concurrent_run_exits_75_naming_the_holder(tmp_path: Path, pg_url: str) -> None:
+    db = tmp_path / "s.db"
+    write_sample(db, scale=10, seed=2)
+    cfg = tmp_path / "job.yml"
+    cfg.write_text(f"source: {db}\n")
+    first = subprocess.Popen(
+        [sys.executable, "-m", "sqlite2pg", "sync", "-c", str(cfg), "--target", pg_url],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lock = tmp_path / "sqlite2pg-state.lock"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
+        time.sleep(0.02)
+    second = _cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
+    _out, err = first.communicate(timeout=600)
+    assert first.returncode == 0, err
+    assert second.returncode == 75, second.stderr
+    assert "error:" in second.stderr and "Traceback" not in second.stderr
+    assert str(first.pid) in second.stderr or "since" in second.stderr

@@ -1,5 +1,6 @@
-"""What an unattended run adds around a sync: retries of transient faults, structured logs with
-the run and table in context, and notifications. The run itself is atomic, so a retry re-runs it
+"""What an unattended run adds around a sync: a local run lock (beside the state database; the
+target has its own advisory lock), retries of transient faults, structured logs with the run and
+table in context, and notifications. The run itself is atomic, so a retry re-runs it
 from the start with nothing half-done to clean up."""
 
 from __future__ import annotations
@@ -10,10 +11,19 @@ from typing import Any
 
 from .config import Config
 from .errors import Sqlite2pgError
+from .locking import RunLock
 from .logs import log_context
 from .model import TableResult
 from .notify import NotifySettings, notify
-from .pipeline import Observer, QuietObserver, RunReport, SyncOptions, new_run_id, run_sync
+from .pipeline import (
+    Observer,
+    QuietObserver,
+    RunReport,
+    SyncOptions,
+    new_run_id,
+    run_sync,
+    state_path,
+)
 from .redact import redact_text
 from .retry import RetrySettings, retrying
 
@@ -100,8 +110,11 @@ def run_unattended(
             return report
 
     settings = notify_settings(cfg)
+    lock_path = state_path(cfg, opts.state_path).with_suffix(".lock")
     try:
-        report = retrying(retry_settings(cfg), on_retry)(attempt)
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with RunLock(lock_path, opts.run_id or "sync"):
+            report = retrying(retry_settings(cfg), on_retry)(attempt)
     except Sqlite2pgError as exc:
         log.error("sync failed: %s", exc)
         if settings is not None:
