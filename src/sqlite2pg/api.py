@@ -69,6 +69,15 @@ def sync(
     return run_unattended(cfg, opts, observer, on_retry)
 
 
+@dataclass
+class VerifyRun:
+    """A verification and the report it wrote."""
+
+    result: VerifyResult
+    run_id: str
+    report_files: list[str]
+
+
 def verify(
     source: str | Path | None = None,
     target: str | None = None,
@@ -78,34 +87,50 @@ def verify(
     state: str | None = None,
     tables: Sequence[str] | None = None,
     level: VerifyLevel = "checksum",
-) -> VerifyResult:
+) -> VerifyRun:
     """Compare the source with the target: schema, then the data at ``level``.
 
-    Rows the last successful sync rejected are expected to be absent, not reported as missing."""
+    Rows the last successful sync rejected are expected to be absent, not reported as missing.
+    The run is recorded in the history and writes a report like a sync."""
+    from .pipeline import new_run_id, write_reports
+    from .state import now_iso
     from .target import resolve_target
     from .verify import rejected_keys_from, verify_tables
 
     cfg = load(config)
     if schema:
         cfg = cfg.model_copy(update={"schema_": schema})
-    keys = None
-    path = state_path(cfg, state)
-    if path.exists():
-        db = StateDB(path)
+    src = _source(source, cfg)
+    tgt = resolve_target(target, cfg)
+    db = StateDB(state_path(cfg, state))
+    try:
+        runs = [r for r in db.runs(limit=50) if r.command == "sync" and r.status != "failed"]
+        keys = rejected_keys_from(db.rejects(runs[0].run_id)) if runs else None
+        run_id = new_run_id()
+        report = RunReport(run_id, "verify", level, src, tgt.display, cfg.schema_, now_iso())
+        db.start_run(run_id, "verify", src, tgt.display, cfg.schema_)
         try:
-            runs = [r for r in db.runs(limit=50) if r.command == "sync" and r.status != "failed"]
-            if runs:
-                keys = rejected_keys_from(db.rejects(runs[0].run_id))
-        finally:
-            db.close()
-    return verify_tables(
-        cfg,
-        _source(source, cfg),
-        resolve_target(target, cfg),
-        level=level,
-        tables=list(tables) if tables else None,
-        rejected_keys=keys,
-    )
+            result = verify_tables(
+                cfg,
+                src,
+                tgt,
+                level=level,
+                tables=list(tables) if tables else None,
+                rejected_keys=keys,
+            )
+        except Exception as exc:
+            db.finish_run(run_id, "failed", None, error=str(exc))
+            raise
+        report.verification = result.as_dict()
+        report.status = "ok" if result.identical else "differences"
+        report.seconds = result.seconds
+        report.finished_at = now_iso()
+        report.warnings = list(result.warnings)
+        files = write_reports(cfg, report, db)
+        db.finish_run(run_id, report.status, report.as_dict())
+        return VerifyRun(result, run_id, files)
+    finally:
+        db.close()
 
 
 def plan(
@@ -427,6 +452,7 @@ __all__ = [
     "DemoResult",
     "Schedule",
     "Status",
+    "VerifyRun",
     "demo",
     "history",
     "init_config",

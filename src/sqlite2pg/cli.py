@@ -212,7 +212,7 @@ def verify(
     as_json: bool,
 ) -> None:
     """Prove the target holds exactly the source: schema, counts, checksums, differing rows."""
-    result = api.verify(
+    run = api.verify(
         source,
         target,
         config=config,
@@ -222,10 +222,13 @@ def verify(
         level=level,  # type: ignore[arg-type]
     )
     if as_json:
-        click.echo(json.dumps(result.as_dict(), default=str, indent=2))
+        out = {**run.result.as_dict(), "run_id": run.run_id, "report_files": run.report_files}
+        click.echo(json.dumps(out, default=str, indent=2))
     else:
-        render_verify(result)
-    sys.exit(result.exit_code)
+        render_verify(run.result)
+        for f in run.report_files:
+            console.print(f"report: {f}")
+    sys.exit(run.result.exit_code)
 
 
 @main.command(epilog="Example:\n\n  sqlite2pg plan --source Chinook.sqlite")
