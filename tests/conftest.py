@@ -28,6 +28,12 @@ def _admin_url() -> str:
     return start_embedded(ROOT / ".sqlite2pg" / "test-pg")
 
 
+@pytest.fixture(autouse=True)
+def _private_cwd(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in its own folder: default state, reports and logs never land in the repo."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture(scope="session")
 def pg_admin() -> str:
     """Connection string of a server where tests may create databases."""

@@ -176,7 +176,19 @@ def _level(name: str) -> int:
     return value
 
 
+def _not_file_only(record: logging.LogRecord) -> bool:
+    """Records logged with ``extra={"file_only": True}`` (a failure the CLI reports in its own
+    one-line error) go to the log file, not to the console a second time."""
+    return not getattr(record, "file_only", False)
+
+
 def _console_handler(level: int, rich: bool | None) -> logging.Handler:
+    handler = _console_handler_of(level, rich)
+    handler.addFilter(_not_file_only)
+    return handler
+
+
+def _console_handler_of(level: int, rich: bool | None) -> logging.Handler:
     use_rich = sys.stderr.isatty() if rich is None else rich
     if use_rich:
         try:

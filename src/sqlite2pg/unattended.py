@@ -116,7 +116,7 @@ def run_unattended(
         with RunLock(lock_path, opts.run_id or "sync"):
             report = retrying(retry_settings(cfg), on_retry)(attempt)
     except Sqlite2pgError as exc:
-        log.error("sync failed: %s", exc)
+        log.error("sync failed: %s", exc, extra={"file_only": True})
         if settings is not None:
             failed = {
                 "status": "failed",
