@@ -1031,6 +1031,12 @@ class Bench:
     # -- incremental sync ---------------------------------------------------------------------
 
     def run_incremental(self, scale: int) -> None:
+        self.commands["incremental"] = (
+            "sqlite2pg sync --source COPY.db --target postgresql://…/bench_incr_<s>_N "
+            "--config sqlite2pg.yaml --verify off --json, twice (timing the second) around "
+            "python -c 'from sqlite2pg.sample import apply_changes; "
+            'apply_changes("COPY.db", fraction=F, seed=SEED)\''
+        )
         for strategy in self.s.strategies:
             for fraction in self.s.fractions:
                 self.measurements.append(self.bench_incremental_sync(scale, strategy, fraction))
@@ -1121,6 +1127,8 @@ class Bench:
             return
         dbname = self.next_db("verify")
         url = with_database(self.admin_url, dbname)
+        example = ["verify", "--source", source.path, "--target", url, "--level", "L", "--json"]
+        self.commands["verify"] = shell_join(self.sqlite2pg_cmd(*example))
         load = self.sqlite2pg_cmd(
             "sync", "--source", source.path, "--target", url, "--verify", "off", "--json"
         )
@@ -1431,7 +1439,7 @@ def render_markdown(bench: Bench) -> str:
         out += render_verify(bench)
 
     out += ["## Commands", ""]
-    for tool in s.tools:
+    for tool in [*s.tools, "incremental", "verify"]:
         if tool in bench.commands:
             out += [f"- **{tool}**: `{bench.commands[tool]}`"]
     if bench.commands:
