@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS {STATE_SCHEMA}.pending_rows (
 """
 
 INTEGER_KINDS = ("bigint", "integer", "smallint")
+MAX_KEY = 2**63 - 1
 KEY_CHUNK = 2000  # keys per source query (SQLite allows 32766 parameters)
 
 
@@ -438,7 +439,7 @@ def _source_ranges(
         lo = lo_all + (r << shift)
         if lo > last:
             break
-        hi = lo + width - 1
+        hi = min(lo + width - 1, MAX_KEY)
         try:
             row = sconn.execute(q, (lo, lo, hi)).fetchone()
             agg = [int(v or 0) for v in row[: 1 + n_aggs]]
@@ -567,7 +568,8 @@ def _int_key_diff(
                 listed.append(r)
     missing: list[Key] = []
     if listed:
-        d, m = _list_ranges(ctx, t, sorted(set(listed)), lo_all, shift, upserts)
+        sizes = {r: max(expected.get(r, zero)[0], sagg.get(r, zero)[0]) for r in listed}
+        d, m = _list_ranges(ctx, t, sorted(set(listed)), lo_all, shift, upserts, sizes)
         deleted.extend(d)
         missing.extend(m)
     rows = sum(a[0] for a in sagg.values() if a[0] > 0)
@@ -615,33 +617,55 @@ def _present_in_target(ctx: Context, t: TablePlan, keys: list[Key]) -> set[Key]:
 
 
 def _list_ranges(
+    ctx: Context, t: TablePlan, ranges: list[int], lo_all: int, shift: int, upserts: set[Key],
+    sizes: dict[int, int] | None = None,
+) -> tuple[list[Key], list[Key]]:
+    """Both sides' keys of the given ranges, compared in Python a batch of ranges at a time
+    (about 50,000 keys), so memory holds one batch and the differences only."""
+    deleted: list[Key] = []
+    missing: list[Key] = []
+    batch: list[int] = []
+    rows = 0
+    for r in ranges:
+        batch.append(r)
+        rows += (sizes or {}).get(r, RANGE_ROWS)
+        if rows >= 50_000:
+            d, m = _list_batch(ctx, t, batch, lo_all, shift, upserts)
+            deleted.extend(d)
+            missing.extend(m)
+            batch, rows = [], 0
+    if batch:
+        d, m = _list_batch(ctx, t, batch, lo_all, shift, upserts)
+        deleted.extend(d)
+        missing.extend(m)
+    return deleted, missing
+
+
+def _list_batch(
     ctx: Context, t: TablePlan, ranges: list[int], lo_all: int, shift: int, upserts: set[Key]
 ) -> tuple[list[Key], list[Key]]:
-    """Both sides' keys of the given ranges, compared in Python."""
     scols, tcols = pk_source(t), pk_target(t)
     width = 1 << shift
     f_s, f_t = qi(scols[0]), pqi(tcols[0])
     scol_sql = ", ".join(qi(c) for c in scols)
+    los = [lo_all + (r << shift) for r in ranges]
+    his = [min(lo + width - 1, MAX_KEY) for lo in los]
     source: set[Key] = set()
-    for r in ranges:
-        lo = lo_all + (r << shift)
+    for lo, hi in zip(los, his, strict=True):
         source.update(
             tuple(row)
             for row in ctx.sconn.execute(
                 f"SELECT {scol_sql} FROM {qi(t.source.name)} WHERE {f_s} BETWEEN ? AND ?",
-                (lo, lo + width - 1),
+                (lo, hi),
             )
         )
-    target: set[Key] = set()
     tsel = ", ".join(f"t.{pqi(c)}" for c in tcols)
-    for i in range(0, len(ranges), 10_000):
-        los = [lo_all + (r << shift) for r in ranges[i : i + 10_000]]
-        ctx.cur.execute(
-            f"SELECT {tsel} FROM unnest(%s::bigint[]) AS u(lo) JOIN {ctx.target(t)} t "
-            f"ON t.{f_t} BETWEEN u.lo AND u.lo + %s",
-            (los, width - 1),
-        )
-        target.update(tuple(r) for r in ctx.cur.fetchall())
+    ctx.cur.execute(
+        f"SELECT {tsel} FROM unnest(%s::bigint[], %s::bigint[]) AS u(lo, hi) "
+        f"JOIN {ctx.target(t)} t ON t.{f_t} BETWEEN u.lo AND u.hi",
+        (los, his),
+    )
+    target = {tuple(r) for r in ctx.cur.fetchall()}
     deleted = sorted(target - source)  # type: ignore[type-var]
     missing = sorted(k for k in source - target if k not in upserts)  # type: ignore[type-var]
     return deleted, missing

@@ -27,6 +27,7 @@ from .source import qi
 
 BUCKET_BITS = 6  # a bucket (one row of state in the target): 64 rowids
 BUCKET_ROWS = 1 << BUCKET_BITS
+MAX_ROWID = 2**63 - 1
 SUB_BITS = 4  # a sub-bucket (the unit re-read when it differs): 16 rowids
 SUB_ROWS = 1 << SUB_BITS
 SUBS = 1 << (BUCKET_BITS - SUB_BITS)
@@ -192,7 +193,7 @@ class BucketReader:
             n = 0
             klist: list[bytes] = []
             while lo <= last:
-                hi = lo + span - 1
+                hi = min(lo + span - 1, MAX_ROWID)
                 found = False
                 for row in execute(q, (lo, hi)):
                     found = True
@@ -212,6 +213,8 @@ class BucketReader:
                         break
                     lo = (int(following) >> BUCKET_BITS) << BUCKET_BITS
                     continue
+                if hi >= MAX_ROWID:
+                    break
                 lo = hi + 1
             if current is not None:
                 yield _bucket(current, subs, n, klist, with_keys)
