@@ -77,7 +77,9 @@ def _make(path: Path, kind: str) -> None:
     conn.close()
 
 
-def _insert(conn: sqlite3.Connection, kind: str, i: int, stamp: str = "2024-03-01 10:00:00") -> None:
+def _insert(
+    conn: sqlite3.Connection, kind: str, i: int, stamp: str = "2024-03-01 10:00:00"
+) -> None:
     cols = "id" if kind == "int" else "code, n"
     marks = "?" if kind == "int" else "?, ?"
     conn.execute(
@@ -176,8 +178,9 @@ def test_strategy_contract(
     with psycopg.connect(pg_url) as pg:
         n = pg.execute("SELECT count(*) FROM item").fetchone()
         names = pg.execute("SELECT count(*) FROM item WHERE name LIKE '%!'").fetchone()
-        price = pg.execute(f"SELECT price FROM item WHERE {_where(kind).replace('?', '%s')}",
-                           _key(kind, 1)).fetchone()
+        price = pg.execute(
+            f"SELECT price FROM item WHERE {_where(kind).replace('?', '%s')}", _key(kind, 1)
+        ).fetchone()
     assert n == (300,)
     assert names == (len(updated) - (1 if updates else 0),)
     if updates:

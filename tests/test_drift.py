@@ -56,7 +56,8 @@ def test_added_column_is_added_and_filled(chinook: Path, pg_url: str, tmp_path: 
     with psycopg.connect(pg_url) as pg:
         col = pg.execute(
             "SELECT data_type, character_maximum_length, is_nullable, column_default "
-            "FROM information_schema.columns WHERE table_name = 'artist' AND column_name = 'country'"
+            "FROM information_schema.columns "
+            "WHERE table_name = 'artist' AND column_name = 'country'"
         ).fetchone()
     assert col is not None and col[:3] == ("character varying", 40, "NO")
     assert "unknown" in str(col[3])
@@ -72,7 +73,8 @@ def test_new_table_is_created_and_loaded_with_its_foreign_keys(
     conn.executescript(
         "CREATE TABLE Review (ReviewId INTEGER PRIMARY KEY, AlbumId INTEGER NOT NULL "
         "REFERENCES Album (AlbumId), Stars INTEGER NOT NULL, At DATETIME);"
-        "INSERT INTO Review (AlbumId, Stars, At) SELECT AlbumId, AlbumId % 5, '2024-01-02 03:04:05' "
+        "INSERT INTO Review (AlbumId, Stars, At) "
+        "SELECT AlbumId, AlbumId % 5, '2024-01-02 03:04:05' "
         "FROM Album WHERE AlbumId < 50;"
     )
     conn.commit()
@@ -84,12 +86,16 @@ def test_new_table_is_created_and_loaded_with_its_foreign_keys(
     assert_same(chinook, pg_url)
     with psycopg.connect(pg_url) as pg:
         fk = pg.execute(
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid = 'review'::regclass"
+            "SELECT count(*) FROM pg_constraint "
+            "WHERE contype = 'f' AND conrelid = 'review'::regclass"
         ).fetchone()
         pk = pg.execute(
-            "SELECT count(*) FROM pg_constraint WHERE contype = 'p' AND conrelid = 'review'::regclass"
+            "SELECT count(*) FROM pg_constraint "
+            "WHERE contype = 'p' AND conrelid = 'review'::regclass"
         ).fetchone()
-        nxt = pg.execute("INSERT INTO review (album_id, stars) VALUES (1, 5) RETURNING review_id").fetchone()
+        nxt = pg.execute(
+            "INSERT INTO review (album_id, stars) VALUES (1, 5) RETURNING review_id"
+        ).fetchone()
         pg.rollback()
     assert fk == (1,) and pk == (1,) and nxt == (50,)
     conn = sqlite3.connect(chinook)
@@ -147,9 +153,24 @@ def test_cli_drift_message_and_exit_status(chinook: Path, pg_url: str, tmp_path:
     conn.commit()
     conn.close()
     proc = subprocess.run(
-        [sys.executable, "-m", "sqlite2pg", "sync", "--source", str(chinook), "--target", pg_url,
-         "--state", str(tmp_path / "state.db"), "--verify", "off"],
-        capture_output=True, text=True, check=False, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "sqlite2pg",
+            "sync",
+            "--source",
+            str(chinook),
+            "--target",
+            pg_url,
+            "--state",
+            str(tmp_path / "state.db"),
+            "--verify",
+            "off",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
     )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr

@@ -329,7 +329,9 @@ def test_a_second_run_exits_while_one_holds_the_lock(
 
     sync(chinook, pg_url, tmp_path)
     with psycopg.connect(pg_url) as other:
-        other.execute("SELECT pg_advisory_xact_lock(%s)", (advisory_lock_id(apply_lock_key("public")),))
+        other.execute(
+            "SELECT pg_advisory_xact_lock(%s)", (advisory_lock_id(apply_lock_key("public")),)
+        )
         with pytest.raises(LockHeldError) as err:
             sync(chinook, pg_url, tmp_path)
         assert err.value.exit_code == 75
@@ -359,7 +361,9 @@ def test_rejected_update_keeps_the_last_good_row_and_is_retried(
         if strategy == "append":
             conn.execute("INSERT INTO item (id, qty) VALUES (4, 'four')")
         else:
-            conn.execute("UPDATE item SET qty = 'lots', updated_at = datetime('now', '+1 hour') WHERE id = 2")
+            conn.execute(
+                "UPDATE item SET qty = 'lots', updated_at = datetime('now', '+1 hour') WHERE id = 2"
+            )
         conn.commit()
         bad = 4 if strategy == "append" else 2
         for _ in range(2):  # reported on every run until the source is fixed
@@ -370,12 +374,17 @@ def test_rejected_update_keeps_the_last_good_row_and_is_retried(
                 rows = pg.execute(f"SELECT id, qty FROM s_{strategy}.item ORDER BY id").fetchall()
             expected = [(1, 10), (2, 20), (3, 30)]
             assert rows == expected, strategy  # the last good version stays
-        conn.execute("UPDATE item SET qty = 44, updated_at = datetime('now', '+2 hours') WHERE id = ?", (bad,))
+        conn.execute(
+            "UPDATE item SET qty = 44, updated_at = datetime('now', '+2 hours') WHERE id = ?",
+            (bad,),
+        )
         conn.commit()
         report = sync(db, pg_url, tmp_path, cfg)
         assert report.status == "ok", strategy
         with psycopg.connect(pg_url) as pg:
-            assert pg.execute(f"SELECT qty FROM s_{strategy}.item WHERE id = %s", (bad,)).fetchone() == (44,)
+            assert pg.execute(
+                f"SELECT qty FROM s_{strategy}.item WHERE id = %s", (bad,)
+            ).fetchone() == (44,)
         conn.close()
 
 
@@ -403,9 +412,25 @@ def test_cli_incremental_json(chinook: Path, pg_url: str, tmp_path: Path) -> Non
 
     def run() -> dict[str, Any]:
         proc = subprocess.run(
-            [sys.executable, "-m", "sqlite2pg", "sync", "--source", str(chinook), "--target",
-             pg_url, "--state", str(tmp_path / "st.db"), "--verify", "off", "--json"],
-            capture_output=True, text=True, cwd=tmp_path, check=False,
+            [
+                sys.executable,
+                "-m",
+                "sqlite2pg",
+                "sync",
+                "--source",
+                str(chinook),
+                "--target",
+                pg_url,
+                "--state",
+                str(tmp_path / "st.db"),
+                "--verify",
+                "off",
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            check=False,
         )
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)  # type: ignore[no-any-return]
@@ -420,7 +445,12 @@ def test_cli_incremental_json(chinook: Path, pg_url: str, tmp_path: Path) -> Non
     out = run()
     assert out["mode"] == "incremental"
     genre = out["tables"]["Genre"]
-    assert (genre["inserted"], genre["updated"], genre["deleted"], genre["unchanged"]) == (1, 1, 0, 24)
+    assert (genre["inserted"], genre["updated"], genre["deleted"], genre["unchanged"]) == (
+        1,
+        1,
+        0,
+        24,
+    )
     assert genre["strategy"] == "hash"
     assert out["tables"]["PlaylistTrack"]["deleted"] == 1
     assert out["totals"]["deleted"] == 1
@@ -453,8 +483,10 @@ def _stamped_db(path: Path, *, wal: bool = False, declared: str = "DATETIME") ->
     if wal:
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, updated_at {declared})")
-    conn.execute("INSERT INTO item VALUES (1, 'a', '2024-05-01 10:00:00'), "
-                 "(2, 'b', '2024-05-01 11:00:00'), (3, 'c', '2024-05-01 12:00:00')")
+    conn.execute(
+        "INSERT INTO item VALUES (1, 'a', '2024-05-01 10:00:00'), "
+        "(2, 'b', '2024-05-01 11:00:00'), (3, 'c', '2024-05-01 12:00:00')"
+    )
     return conn
 
 
@@ -514,7 +546,11 @@ def test_timestamp_null_cursor_rows_are_not_skipped(pg_url: str, tmp_path: Path)
     report = sync(db, pg_url, tmp_path)
     assert (report.tables["item"].inserted, report.tables["item"].updated) == (1, 2)
     assert _target_rows(pg_url) == [
-        (1, "stamp removed"), (2, "b"), (3, "c"), (10, "null changed"), (11, "new without stamp")
+        (1, "stamp removed"),
+        (2, "b"),
+        (3, "c"),
+        (10, "null changed"),
+        (11, "new without stamp"),
     ]
 
 
@@ -524,7 +560,9 @@ def test_timestamp_mixed_text_formats_and_epoch_numbers(pg_url: str, tmp_path: P
     sync(db, pg_url, tmp_path)
     # 'T' separator, offset, fraction: all later than 12:00 UTC, although some sort lower as text
     app.execute("UPDATE item SET v = 'T', updated_at = '2024-05-01T12:30:00' WHERE id = 1")
-    app.execute("UPDATE item SET v = 'offset', updated_at = '2024-05-01 11:30:00-02:00' WHERE id = 2")
+    app.execute(
+        "UPDATE item SET v = 'offset', updated_at = '2024-05-01 11:30:00-02:00' WHERE id = 2"
+    )
     app.execute("INSERT INTO item VALUES (5, 'epoch', 1714567000)")
     sync(db, pg_url, tmp_path)
     assert _target_rows(pg_url) == [(1, "T"), (2, "offset"), (3, "c"), (5, "epoch")]
@@ -557,9 +595,12 @@ def test_new_values_that_do_not_fit_are_rejected_not_fatal(pg_url: str, tmp_path
     conn.commit()
     sync(db, pg_url, tmp_path)
     with psycopg.connect(pg_url) as pg:
-        types = dict(pg.execute(
-            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 't'"
-        ).fetchall())
+        types = dict(
+            pg.execute(
+                "SELECT column_name, data_type FROM information_schema.columns "
+                "WHERE table_name = 't'"
+            ).fetchall()
+        )
     assert types["small"] == "smallint" and types["code"] == "character varying"
     conn.execute("UPDATE t SET code = 'toolong' WHERE id = 1")
     conn.execute("UPDATE t SET small = 100000 WHERE id = 2")

@@ -30,8 +30,21 @@ KILLS = 4
 
 
 def _cmd(db: Path, pg_url: str, tmp_path: Path, config: Path | None) -> list[str]:
-    cmd = [sys.executable, "-m", "sqlite2pg", "sync", "--source", str(db), "--target", pg_url,
-           "--state", str(tmp_path / "state.db"), "--verify", "off", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "sqlite2pg",
+        "sync",
+        "--source",
+        str(db),
+        "--target",
+        pg_url,
+        "--state",
+        str(tmp_path / "state.db"),
+        "--verify",
+        "off",
+        "--json",
+    ]
     if config is not None:
         cmd += ["--config", str(config)]
     return cmd
@@ -72,7 +85,10 @@ def _runs(pg_url: str) -> list[tuple[str, str]]:
     with psycopg.connect(pg_url) as pg:
         if pg.execute("SELECT to_regclass('sqlite2pg.runs')").fetchone() == (None,):
             return []
-        return [tuple(r) for r in pg.execute("SELECT mode, status FROM sqlite2pg.runs ORDER BY finished_at")]  # type: ignore[misc]
+        return [
+            tuple(r)
+            for r in pg.execute("SELECT mode, status FROM sqlite2pg.runs ORDER BY finished_at")
+        ]  # type: ignore[misc]
 
 
 def _consistent(db: Path, pg_url: str) -> None:
@@ -94,8 +110,12 @@ def test_kill_9_during_full_and_incremental_runs(
     config = None
     if strategy == "triggers":
         config = tmp_path / "cfg.yaml"
-        names = [r[0] for r in sqlite3.connect(db).execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table'")]
+        names = [
+            r[0]
+            for r in sqlite3.connect(db).execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table'"
+            )
+        ]
         config.write_text("tables:\n" + "".join(f"  {n}: {{strategy: triggers}}\n" for n in names))
     cmd = _cmd(db, pg_url, tmp_path, config)
 

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Protocol
 
 import psycopg
 
-from .config import Config, TableConfig
+from .config import Config
 from .convert import PolicyApplied, Reject, column_converter, parse_timestamp
 from .errors import PlanError, SourceError
 from .hashing import (
@@ -52,10 +52,10 @@ from .hashing import (
     BucketReader,
     key_texts,
     parse_keys,
+    table_fingerprint,
     text_expr,
     unpack_subs,
 )
-from .hashing import table_fingerprint
 from .model import SourceCatalog, TablePlan
 from .plan import timestamp_column
 from .schema import qname
@@ -193,7 +193,9 @@ def where_keys(t: TablePlan, keys: Sequence[Key]) -> list[tuple[str, tuple[objec
         sel = ", ".join(f"s.{qi(c)}" for c in cols)
         if len(cols) == 1:
             lhs = qi(cols[0])
-        where = f" WHERE {lhs} IN (SELECT {sel} FROM (VALUES {values}) AS v JOIN {table} AS s ON {on})"
+        where = (
+            f" WHERE {lhs} IN (SELECT {sel} FROM (VALUES {values}) AS v JOIN {table} AS s ON {on})"
+        )
         out.append((where, tuple(v for k in chunk for v in k)))
     return out
 
@@ -255,7 +257,8 @@ def _from_json(text: str | None) -> object:
 
 def load_pending(ctx: Context, t: TablePlan) -> list[Key]:
     ctx.cur.execute(
-        f"SELECT key FROM {STATE_SCHEMA}.pending_rows WHERE target_schema = %s AND source_table = %s",
+        f"SELECT key FROM {STATE_SCHEMA}.pending_rows WHERE target_schema = %s "
+        "AND source_table = %s",
         (ctx.schema, t.source.name),
     )
     keys: list[Key] = []
@@ -356,12 +359,14 @@ def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> KeyDiff:
     on = " AND ".join(f"t.{pqi(c)} = k.{pqi(c)}" for c in tcols)
     sel = ", ".join(f"t.{pqi(c)}" for c in tcols)
     cur.execute(
-        f"SELECT {sel} FROM {ctx.target(t)} t WHERE NOT EXISTS (SELECT 1 FROM _s2p_keys k WHERE {on})"
+        f"SELECT {sel} FROM {ctx.target(t)} t "
+        f"WHERE NOT EXISTS (SELECT 1 FROM _s2p_keys k WHERE {on})"
     )
     deleted = [tuple(r) for r in cur.fetchall()]
     ksel = ", ".join(f"k.{pqi(c)}" for c in tcols)
     cur.execute(
-        f"SELECT {ksel} FROM _s2p_keys k WHERE NOT EXISTS (SELECT 1 FROM {ctx.target(t)} t WHERE {on})"
+        f"SELECT {ksel} FROM _s2p_keys k "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {ctx.target(t)} t WHERE {on})"
     )
     missing = [raw_by_target[tuple(r)] for r in cur.fetchall() if tuple(r) in raw_by_target]
     cur.execute("DROP TABLE _s2p_keys")
@@ -445,8 +450,9 @@ def _source_ranges(
             agg = [int(v or 0) for v in row[: 1 + n_aggs]]
         except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
             agg = [-1] + [0] * n_aggs  # sum() overflow or odd values: list this range
-            row = sconn.execute(f"SELECT count(*){extra} FROM {table} WHERE {f} BETWEEN ? AND ?",
-                                (lo, hi)).fetchone()
+            row = sconn.execute(
+                f"SELECT count(*){extra} FROM {table} WHERE {f} BETWEEN ? AND ?", (lo, hi)
+            ).fetchone()
             row = (row[0], *([0] * n_aggs), *row[1:])
         if agg[0] == 0:
             following = sconn.execute(nxt, (hi,)).fetchone()[0]
@@ -469,8 +475,11 @@ class _NotIntegers(Exception):
 
 def _sqlite_gt(a: object, b: object) -> bool:
     """SQLite's ordering across storage classes: NULL < numbers < text < blobs."""
+
     def rank(v: object) -> int:
-        return 0 if v is None else 1 if isinstance(v, (int, float)) else 2 if isinstance(v, str) else 3
+        return (
+            0 if v is None else 1 if isinstance(v, (int, float)) else 2 if isinstance(v, str) else 3
+        )
 
     ra, rb = rank(a), rank(b)
     return ra > rb if ra != rb else a > b  # type: ignore[operator]
@@ -507,9 +516,7 @@ def _layout(ctx: Context, t: TablePlan) -> tuple[int, int]:
     return lo, shift
 
 
-def _int_key_diff(
-    ctx: Context, t: TablePlan, upserts: set[Key], extra_max: str | None
-) -> KeyDiff:
+def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key], extra_max: str | None) -> KeyDiff:
     """Integer keys, per range of the first key column: the count and sums of the key columns
     now, against those of the last sync (kept in the target, written with the data). A range
     one row short names its missing key (verified on both sides); other differing ranges are
@@ -553,7 +560,10 @@ def _int_key_diff(
             continue
         if ta[0] - sa[0] == 1 and sa[0] >= 0:
             lo = lo_all + (r << shift)
-            candidates[r] = (lo + ta[1] - sa[1], *(ta[2 + j] - sa[2 + j] for j in range(n_aggs - 1)))
+            candidates[r] = (
+                lo + ta[1] - sa[1],
+                *(ta[2 + j] - sa[2 + j] for j in range(n_aggs - 1)),
+            )
             continue
         listed.append(r)
     deleted: list[Key] = []
@@ -584,8 +594,11 @@ def _int_key_diff(
 
 def _all_source_keys(sconn: sqlite3.Connection, t: TablePlan, upserts: set[Key]) -> list[Key]:
     cols = ", ".join(qi(c) for c in pk_source(t))
-    return [tuple(r) for r in sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}")
-            if tuple(r) not in upserts]
+    return [
+        tuple(r)
+        for r in sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}")
+        if tuple(r) not in upserts
+    ]
 
 
 def _absent_in_target(ctx: Context, t: TablePlan, keys: set[Key]) -> list[Key]:
@@ -617,7 +630,12 @@ def _present_in_target(ctx: Context, t: TablePlan, keys: list[Key]) -> set[Key]:
 
 
 def _list_ranges(
-    ctx: Context, t: TablePlan, ranges: list[int], lo_all: int, shift: int, upserts: set[Key],
+    ctx: Context,
+    t: TablePlan,
+    ranges: list[int],
+    lo_all: int,
+    shift: int,
+    upserts: set[Key],
     sizes: dict[int, int] | None = None,
 ) -> tuple[list[Key], list[Key]]:
     """Both sides' keys of the given ranges, compared in Python a batch of ranges at a time
@@ -666,8 +684,8 @@ def _list_batch(
         (los, his),
     )
     target = {tuple(r) for r in ctx.cur.fetchall()}
-    deleted = sorted(target - source)  # type: ignore[type-var]
-    missing = sorted(k for k in source - target if k not in upserts)  # type: ignore[type-var]
+    deleted = sorted(target - source, key=repr)
+    missing = sorted((k for k in source - target if k not in upserts), key=repr)
     return deleted, missing
 
 
@@ -696,8 +714,11 @@ class Precomputed:
     RECORD = struct.Struct(f">qqiI{SUB_PACK.size}s")
 
     def __init__(self, sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> None:
-        self.tables = {t.source.name: t for t in tables if t.source.primary_key and has_rowid(t)
-                       and strategy_for(t).name == "hash"}
+        self.tables = {
+            t.source.name: t
+            for t in tables
+            if t.source.primary_key and has_rowid(t) and strategy_for(t).name == "hash"
+        }
         self.files: dict[str, Any] = {}
         self.error: BaseException | None = None
         self.sconn = sconn
@@ -707,7 +728,7 @@ class Precomputed:
     def _run(self) -> None:
         try:
             for name, t in self.tables.items():
-                f = tempfile.TemporaryFile()
+                f = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
                 self.files[name] = f
                 reader = BucketReader(self.sconn, name, copied_source_columns(t), pk_source(t))
                 for b in reader.hashes(with_keys=not _alias(t)):
@@ -759,7 +780,8 @@ class HashStrategy:
             return None  # compared whole every run
         ensure_state(ctx.cur)
         ctx.cur.execute(
-            f"DELETE FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s AND source_table = %s",
+            f"DELETE FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s "
+            "AND source_table = %s",
             (ctx.schema, t.source.name),
         )
         retry: set[int] = set()
@@ -768,8 +790,17 @@ class HashStrategy:
         with ctx.cur.copy(self.COPY) as cp:
             for b in _bucket_rows(ctx, t):
                 again = b.bucket in retry
-                cp.write_row((ctx.schema, t.source.name, b.bucket, None if again else b.h, b.n,
-                              b.keys or b"", None if again else b.subs))
+                cp.write_row(
+                    (
+                        ctx.schema,
+                        t.source.name,
+                        b.bucket,
+                        None if again else b.h,
+                        b.n,
+                        b.keys or b"",
+                        None if again else b.subs,
+                    )
+                )
         return None
 
     def _stored(self, ctx: Context, t: TablePlan) -> Iterator[tuple[int, int | None]]:
@@ -827,7 +858,8 @@ class HashStrategy:
         # the 16-row sub-buckets that differ (all of a bucket's without a usable old state)
         subs: list[int] = []
         for b in differing:
-            cur_subs = unpack_subs(changed[b].subs) if changed[b] is not None else None
+            item = changed[b]
+            cur_subs = unpack_subs(item.subs) if item is not None else None
             before = old_subs.get(b)
             for i in range(SUBS):
                 c = cur_subs[i] if cur_subs else 0
@@ -847,7 +879,7 @@ class HashStrategy:
                 (subs,),
             )
             gone = {(int(r[0]),) for r in ctx.cur.fetchall()} - now_keys
-            det.deletes = sorted(gone)  # type: ignore[type-var]
+            det.deletes = sorted(gone, key=repr)
             new_keys: dict[int, bytes] = {}
         else:
             new_keys = reader.keys_of([b for b in differing if changed[b] is not None])
@@ -858,7 +890,8 @@ class HashStrategy:
         for i in range(0, len(subs), 20_000):
             det.selections.append(
                 (
-                    f" WHERE rowid IN (SELECT s.rowid FROM json_each(?) AS b JOIN {qi(t.source.name)} "
+                    " WHERE rowid IN (SELECT s.rowid FROM json_each(?) AS b "
+                    f"JOIN {qi(t.source.name)} "
                     f"AS s ON s.rowid BETWEEN b.value << {SUB_BITS} AND "
                     f"(b.value << {SUB_BITS}) + {SUB_ROWS - 1})",
                     (json.dumps(subs[i : i + 20_000]),),
@@ -878,8 +911,17 @@ class HashStrategy:
                     if item is None:
                         continue
                     again = b in retry
-                    cp.write_row((ctx.schema, t.source.name, b, None if again else item.h, item.n,
-                                  new_keys.get(b, b""), None if again else item.subs))
+                    cp.write_row(
+                        (
+                            ctx.schema,
+                            t.source.name,
+                            b,
+                            None if again else item.h,
+                            item.n,
+                            new_keys.get(b, b""),
+                            None if again else item.subs,
+                        )
+                    )
 
         det.save = save
         return det
@@ -892,7 +934,9 @@ def _buckets_of(sconn: sqlite3.Connection, t: TablePlan, keys: Sequence[Key]) ->
     out: set[int] = set()
     cond = " AND ".join(f"{qi(c)} IS ?" for c in cols)
     for k in keys:
-        row = sconn.execute(f"SELECT rowid FROM {qi(t.source.name)} WHERE {cond}", tuple(k)).fetchone()
+        row = sconn.execute(
+            f"SELECT rowid FROM {qi(t.source.name)} WHERE {cond}", tuple(k)
+        ).fetchone()
         if row is not None:
             out.add(int(row[0]) >> BUCKET_BITS)
     return out
@@ -937,8 +981,12 @@ class FullStrategy:
         if hw is not None and prev.high_water == hw and prev.strategy == self.name:
             n = int(fp.split(":", 1)[0]) if fp else 0
             return Detected(high_water=hw, source_rows=n)
-        det = Detected(selections=[("", ())], reload=True, high_water=hw,
-                       source_rows=source_count(ctx.sconn, t))
+        det = Detected(
+            selections=[("", ())],
+            reload=True,
+            high_water=hw,
+            source_rows=source_count(ctx.sconn, t),
+        )
 
         def save(cur: Cursor, rejected: list[Key]) -> None:
             if rejected:
@@ -1149,7 +1197,8 @@ class TriggersStrategy:
         ctx.sconn.text_factory = bytes
         try:
             for (k,) in ctx.sconn.execute(
-                f"SELECT DISTINCT key FROM {qi(CHANGE_LOG_TABLE)} WHERE tbl = ? AND seq > ? AND seq <= ?",
+                f"SELECT DISTINCT key FROM {qi(CHANGE_LOG_TABLE)} "
+                "WHERE tbl = ? AND seq > ? AND seq <= ?",
                 (t.source.name, prev_pos, pos),
             ):
                 keys.update(parse_keys(k))
@@ -1174,7 +1223,13 @@ class TriggersStrategy:
 
 STRATEGIES: dict[str, Strategy] = {
     s.name: s
-    for s in (HashStrategy(), TimestampStrategy(), AppendStrategy(), TriggersStrategy(), FullStrategy())
+    for s in (
+        HashStrategy(),
+        TimestampStrategy(),
+        AppendStrategy(),
+        TriggersStrategy(),
+        FullStrategy(),
+    )
 }
 
 
@@ -1193,8 +1248,14 @@ def effective_name(t: TablePlan) -> str:
 
 
 def initial_state(
-    cur: Cursor, sconn: sqlite3.Connection, t: TablePlan, schema: str, cfg: Config,
-    source_path: str, rejected: int, pre: Precomputed | None = None,
+    cur: Cursor,
+    sconn: sqlite3.Connection,
+    t: TablePlan,
+    schema: str,
+    cfg: Config,
+    source_path: str,
+    rejected: int,
+    pre: Precomputed | None = None,
 ) -> str | None:
     """Called by the full load for every table it created, in its transaction and snapshot:
     writes what the table's strategy needs for the first incremental run."""
@@ -1224,9 +1285,12 @@ def forget(cur: Cursor, schema: str, source_table: str) -> None:
 
 def trigger_tables(catalog: SourceCatalog, cfg: Config) -> list[str]:
     return [
-        t.name for t in catalog.tables
-        if cfg.table(t.name).strategy == "triggers" and cfg.table(t.name).include
-        and (cfg.include is None or t.name in cfg.include) and t.name not in cfg.exclude
+        t.name
+        for t in catalog.tables
+        if cfg.table(t.name).strategy == "triggers"
+        and cfg.table(t.name).include
+        and (cfg.include is None or t.name in cfg.include)
+        and t.name not in cfg.exclude
     ]
 
 
@@ -1323,9 +1387,13 @@ def remove_triggers(path: str) -> list[str]:
     """Remove every sqlite2pg trigger and the change log from a source file."""
     conn = _rw(path)
     try:
-        names = [r[0] for r in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND name LIKE '\\_sqlite2pg\\_%' ESCAPE '\\'"
-        )]
+        names = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                "AND name LIKE '\\_sqlite2pg\\_%' ESCAPE '\\'"
+            )
+        ]
         conn.execute("BEGIN IMMEDIATE")
         for n in names:
             conn.execute(f"DROP TRIGGER IF EXISTS {qi(n)}")

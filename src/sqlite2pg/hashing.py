@@ -20,8 +20,8 @@ import hashlib
 import re
 import sqlite3
 import struct
-from dataclasses import dataclass
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 from .source import qi
 
@@ -50,6 +50,8 @@ def _bucket(bucket: int, subs: list[int], n: int, keys: list[bytes], with_keys: 
 
 def unpack_subs(data: bytes | None) -> tuple[int, ...] | None:
     return SUB_PACK.unpack(data) if data and len(data) == SUB_PACK.size else None
+
+
 CHUNK_BUCKETS = 64  # buckets per query (measured: per-query overhead is ~20% at one bucket)
 KEY_SEP = b"\x1e"  # between the key texts of a bucket
 
@@ -145,8 +147,13 @@ def key_texts(sconn: sqlite3.Connection, keys: Sequence[Sequence[object]]) -> li
 class BucketReader:
     """Bucket fingerprints of one rowid table, read inside the caller's snapshot."""
 
-    def __init__(self, sconn: sqlite3.Connection, table: str, columns: Sequence[str],
-                 key_columns: Sequence[str]) -> None:
+    def __init__(
+        self,
+        sconn: sqlite3.Connection,
+        table: str,
+        columns: Sequence[str],
+        key_columns: Sequence[str],
+    ) -> None:
         self.sconn = sconn
         self.table = qi(table)
         self.row_expr = text_expr(columns)

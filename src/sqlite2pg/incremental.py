@@ -42,9 +42,9 @@ from .changes import (
     to_target_keys,
 )
 from .config import Config
+from .convert import INT_RANGES
 from .errors import DriftError, MassDeleteError, Sqlite2pgError
 from .load import CarefulModeNeeded, RejectSink, copy_rows
-from .convert import INT_RANGES
 from .model import ColumnProfile, MigrationPlan, Rejection, TablePlan, TableResult
 from .source import qi as quote_sqlite
 from .sqlite_sql import quote_ident as qi
@@ -148,19 +148,26 @@ def check_drift(
     for name in gone:
         old_cols = [c["source"] for c in existing[name].columns]
         twin = next(
-            (t.source.name for t in drift.new_tables
-             if [c.source.name for c in t.columns] == old_cols),
+            (
+                t.source.name
+                for t in drift.new_tables
+                if [c.source.name for c in t.columns] == old_cols
+            ),
             None,
         )
         if twin:
-            problems.append(f"table {name!r} is no longer in the source; it looks renamed to {twin!r}")
+            problems.append(
+                f"table {name!r} is no longer in the source; it looks renamed to {twin!r}"
+            )
         else:
             problems.append(f"table {name!r} was synced before but the source no longer has it")
     if problems:
         hint_tables = ",".join(sorted(set(fixes)))
         hint = (
             f"to reload the changed tables from the source: sqlite2pg sync --full --tables "
-            f"{hint_tables}" if hint_tables else ""
+            f"{hint_tables}"
+            if hint_tables
+            else ""
         )
         if gone:
             hint += ("; " if hint else "") + (
@@ -231,12 +238,19 @@ def selection_profiles(
         p = profiles[c.source.name]
         kind = c.type.kind
         overflow = (
-            (kind == "varchar" and c.type.length is not None
-             and (p.max_text_chars or 0) > c.type.length)
+            (
+                kind == "varchar"
+                and c.type.length is not None
+                and (p.max_text_chars or 0) > c.type.length
+            )
             or (kind == "numeric" and c.type.precision is not None and p.texts > 0)
-            or (kind in INT_RANGES and (
-                (p.int_min is not None and p.int_min < INT_RANGES[kind][0])
-                or (p.int_max is not None and p.int_max > INT_RANGES[kind][1])))
+            or (
+                kind in INT_RANGES
+                and (
+                    (p.int_min is not None and p.int_min < INT_RANGES[kind][0])
+                    or (p.int_max is not None and p.int_max > INT_RANGES[kind][1])
+                )
+            )
         )
         out[c.source.name] = replace(p, dirty=p.dirty + (1 if overflow else 0))
     return out
@@ -259,12 +273,21 @@ def _stage(ctx: Context, w: Work, cfg: Config, sink: RejectSink, obs: Observer) 
         try:
             read = written = rejected = policy = 0
             for where, params in det.selections:
-                profiled = t if careful else replace(
-                    t, profiles=selection_profiles(ctx.sconn, t, where, params)
+                profiled = (
+                    t
+                    if careful
+                    else replace(t, profiles=selection_profiles(ctx.sconn, t, where, params))
                 )
                 stats = copy_rows(
-                    cur, ctx.sconn, profiled, qi(w.stage), capture, batch_size=cfg.batch_size,
-                    careful=careful, where=where, params=params,
+                    cur,
+                    ctx.sconn,
+                    profiled,
+                    qi(w.stage),
+                    capture,
+                    batch_size=cfg.batch_size,
+                    careful=careful,
+                    where=where,
+                    params=params,
                     progress=lambda n: obs.advance(t.source.name, n),
                 )
                 read += stats.read
@@ -375,6 +398,7 @@ def _apply_upserts(ctx: Context, w: Work) -> None:
     pk = pk_target(t)
     rest = [c for c in cols if c.name not in pk]
     if rest:
+
         def side(prefix: str) -> str:
             parts = []
             for c in rest:
@@ -385,9 +409,7 @@ def _apply_upserts(ctx: Context, w: Work) -> None:
             return "ROW(" + ", ".join(parts) + ")"
 
         sets = ", ".join(f"{qi(c.name)} = EXCLUDED.{qi(c.name)}" for c in rest)
-        conflict = (
-            f"DO UPDATE SET {sets} WHERE {side('t')} IS DISTINCT FROM {side('EXCLUDED')}"
-        )
+        conflict = f"DO UPDATE SET {sets} WHERE {side('t')} IS DISTINCT FROM {side('EXCLUDED')}"
     else:
         conflict = "DO NOTHING"
     ctx.cur.execute(
@@ -445,9 +467,7 @@ def _add_columns(ctx: Context, t: TablePlan, added: list[str], warnings: list[st
     for name in added:
         col = t.column_by_source(name)
         plain = replace(col, notnull=False, identity=False)
-        ctx.cur.execute(
-            f"ALTER TABLE {ctx.target(t)} ADD COLUMN {ddl.column_sql(plain)}"
-        )
+        ctx.cur.execute(f"ALTER TABLE {ctx.target(t)} ADD COLUMN {ddl.column_sql(plain)}")
         if col.default_sql is not None and not col.generated_sql:
             try:
                 with ddl.savepoint(ctx.cur):
@@ -456,7 +476,9 @@ def _add_columns(ctx: Context, t: TablePlan, added: list[str], warnings: list[st
                         f"SET DEFAULT {col.default_sql}"
                     )
             except psycopg.Error as exc:
-                warnings.append(f"{t.source.name}.{name}: DEFAULT not carried over ({ddl.pg_error(exc)})")
+                warnings.append(
+                    f"{t.source.name}.{name}: DEFAULT not carried over ({ddl.pg_error(exc)})"
+                )
 
 
 def _finish_columns(ctx: Context, t: TablePlan, added: list[str], warnings: list[str]) -> None:
@@ -469,9 +491,7 @@ def _finish_columns(ctx: Context, t: TablePlan, added: list[str], warnings: list
                         f"ALTER TABLE {ctx.target(t)} ALTER COLUMN {qi(col.name)} SET NOT NULL"
                     )
             except psycopg.Error as exc:
-                warnings.append(
-                    f"{t.source.name}.{name}: NOT NULL not set ({ddl.pg_error(exc)})"
-                )
+                warnings.append(f"{t.source.name}.{name}: NOT NULL not set ({ddl.pg_error(exc)})")
 
 
 def _check_foreign_keys(cur: Cursor, plan: MigrationPlan) -> None:
@@ -487,7 +507,8 @@ def _check_foreign_keys(cur: Cursor, plan: MigrationPlan) -> None:
     except pgerr.ForeignKeyViolation as exc:
         diag = exc.diag
         cur.execute(
-            "SELECT c.relname, p.relname FROM pg_constraint k JOIN pg_class c ON c.oid = k.conrelid "
+            "SELECT c.relname, p.relname FROM pg_constraint k "
+            "JOIN pg_class c ON c.oid = k.conrelid "
             "JOIN pg_class p ON p.oid = k.confrelid WHERE k.conname = %s "
             "AND k.connamespace = %s::regnamespace",
             (diag.constraint_name, plan.schema),
@@ -566,9 +587,11 @@ def run_incremental(
                 if t.source.primary_key:
                     det.notes.append(
                         f"{t.source.name}: "
-                        + ("new column(s) " + ", ".join(drift.new_columns[t.source.name])
-                           if t.source.name in drift.new_columns
-                           else f"strategy changed ({prev.strategy} -> {t.strategy})")
+                        + (
+                            "new column(s) " + ", ".join(drift.new_columns[t.source.name])
+                            if t.source.name in drift.new_columns
+                            else f"strategy changed ({prev.strategy} -> {t.strategy})"
+                        )
                         + ": table compared whole"
                     )
                 else:
@@ -628,9 +651,11 @@ def run_incremental(
             res = report.tables[t.source.name]
             hw = strategy_for(t).initial(ctx, t, res.rejected)
             syncstate.save_table(cur, schema, t, report.run_id, hw)
-        changed = any(
-            r.inserted or r.updated or r.deleted for r in report.tables.values()
-        ) or bool(created) or bool(drift.new_columns)
+        changed = (
+            any(r.inserted or r.updated or r.deleted for r in report.tables.values())
+            or bool(created)
+            or bool(drift.new_columns)
+        )
         if not changed:
             report.warnings.append(
                 "nothing changed since the last sync: no table in the target was written"
@@ -639,7 +664,13 @@ def run_incremental(
         _check_foreign_keys(cur, plan)
         status = "rejected" if report.rejected else "ok"
         syncstate.save_run(
-            cur, schema, report.run_id, "sync", "incremental", status, report.started_at,
+            cur,
+            schema,
+            report.run_id,
+            "sync",
+            "incremental",
+            status,
+            report.started_at,
             {"tables": {k: v.as_dict() for k, v in report.tables.items()}},
         )
     pg.commit()
@@ -688,8 +719,9 @@ def add_fks_touching(
 
 def create_missing_views(cur: Cursor, plan: MigrationPlan, warnings: list[str]) -> None:
     """Views not in the target yet (e.g. over a table that is new in the source)."""
-    cur.execute("SELECT table_name FROM information_schema.views WHERE table_schema = %s",
-                (plan.schema,))
+    cur.execute(
+        "SELECT table_name FROM information_schema.views WHERE table_schema = %s", (plan.schema,)
+    )
     have = {r[0] for r in cur.fetchall()}
     missing = tuple(v for v in plan.views if v.name not in have)
     if missing:
