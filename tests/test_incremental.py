@@ -619,3 +619,59 @@ def test_new_values_that_do_not_fit_are_rejected_not_fatal(pg_url: str, tmp_path
 
     reasons = [r.reason for r in StateDB(tmp_path / "state.db").rejects(report.run_id)]
     assert len(reasons) == 4
+
+
+@pytest.mark.parametrize("composite", [False, True])
+def test_key_set_deletes_many_per_range_and_rows_the_cursor_missed(
+    pg_url: str, tmp_path: Path, composite: bool
+) -> None:
+    """Deletes found by key sets: several in one key range (narrowed down piece by piece),
+    whole ranges gone, and a row inserted with a stamp far behind the look-back window."""
+    db = tmp_path / "keys.db"
+    conn = sqlite3.connect(db)
+    if composite:
+        conn.execute(
+            "CREATE TABLE item (a INTEGER NOT NULL, b INTEGER NOT NULL, v TEXT, "
+            "updated_at DATETIME, PRIMARY KEY (a, b))"
+        )
+        rows = [(a, b, f"v{a}.{b}", "2024-01-01 00:00:00") for a in range(5) for b in range(3000)]
+        conn.executemany("INSERT INTO item VALUES (?, ?, ?, ?)", rows)
+        gone = [(1, 5), (1, 6), (1, 2999), (2, 100), (2, 1500), (2, 1501), (2, 1502)]
+        where = "a = ? AND b = ?"
+        late = (3, 5000)
+    else:
+        conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, updated_at DATETIME)")
+        conn.executemany(
+            "INSERT INTO item VALUES (?, ?, ?)",
+            [(i, f"v{i}", "2024-01-01 00:00:00") for i in range(1, 20001)],
+        )
+        gone = [(7,), (8,), (9,), (700,), (701,), (5000,), (5003,), (19999,)]
+        where = "id = ?"
+        late = (25000,)
+    conn.commit()
+    sync(db, pg_url, tmp_path)  # auto: timestamp on updated_at
+    for k in gone:
+        conn.execute(f"DELETE FROM item WHERE {where}", k)
+    if composite:
+        conn.execute("DELETE FROM item WHERE a = 4")  # a whole first-column value
+    else:
+        conn.execute("DELETE FROM item WHERE id BETWEEN 10000 AND 10999")
+    cols = "a, b, v, updated_at" if composite else "id, v, updated_at"
+    marks = ", ".join("?" * (len(late) + 2))
+    conn.execute(f"INSERT INTO item ({cols}) VALUES ({marks})", (*late, "late", "2020-01-01"))
+    conn.execute(
+        f"UPDATE item SET v = 'new', updated_at = '2024-06-01' WHERE {where}",
+        (1, 7) if composite else (3,),
+    )
+    conn.commit()
+    conn.close()
+    report = sync(db, pg_url, tmp_path)
+    res = report.tables["item"]
+    assert res.strategy == "timestamp"
+    expected_deletes = len(gone) + (3000 if composite else 1000)
+    assert (res.deleted, res.updated) == (expected_deletes, 1)
+    assert res.inserted == 1  # the late row, found by its key range
+    assert any("did not select" in w for w in report.warnings)
+    assert_same(db, pg_url)
+    again = sync(db, pg_url, tmp_path)
+    assert again.as_dict()["totals"]["deleted"] == 0

@@ -541,7 +541,8 @@ def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key], extra_max: str 
         sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max)
     n_aggs = len(pk_source(t))
     expected = {r: list(a) for r, a in tagg.items()}
-    for k in _absent_in_target(ctx, t, upserts):  # copied anyway: counts as already there
+    u_new = _absent_in_target(ctx, t, upserts)
+    for k in u_new:  # copied anyway: counts as already there
         v0 = int(k[0])  # type: ignore[call-overload]
         r = (v0 - lo_all) >> shift
         agg = expected.setdefault(r, [0] * (1 + n_aggs))
@@ -578,8 +579,12 @@ def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key], extra_max: str 
                 listed.append(r)
     missing: list[Key] = []
     if listed:
-        sizes = {r: max(expected.get(r, zero)[0], sagg.get(r, zero)[0]) for r in listed}
-        d, m = _list_ranges(ctx, t, sorted(set(listed)), lo_all, shift, upserts, sizes)
+        width = 1 << shift
+        boxes = []
+        for r in sorted(set(listed)):
+            lo = lo_all + (r << shift)
+            boxes.append(Box(lo, min(lo + width - 1, MAX_KEY)))
+        d, m = _bisect(ctx, t, boxes, u_new, upserts)
         deleted.extend(d)
         missing.extend(m)
     rows = sum(a[0] for a in sagg.values() if a[0] > 0)
@@ -629,67 +634,180 @@ def _present_in_target(ctx: Context, t: TablePlan, keys: list[Key]) -> set[Key]:
     return found
 
 
-def _list_ranges(
-    ctx: Context,
-    t: TablePlan,
-    ranges: list[int],
-    lo_all: int,
-    shift: int,
-    upserts: set[Key],
-    sizes: dict[int, int] | None = None,
+@dataclass(frozen=True)
+class Box:
+    """Keys with lo0 <= first column <= hi0 (and lo1 <= second column <= hi1, if set)."""
+
+    lo0: int
+    hi0: int
+    lo1: int | None = None
+    hi1: int | None = None
+
+    def where(self, cols: Sequence[str], mark: str) -> tuple[str, list[int]]:
+        sql = f"{cols[0]} BETWEEN {mark} AND {mark}"
+        params = [self.lo0, self.hi0]
+        if self.lo1 is not None and self.hi1 is not None:
+            sql += f" AND {cols[1]} BETWEEN {mark} AND {mark}"
+            params += [self.lo1, self.hi1]
+        return sql, params
+
+    def holds(self, k: Key) -> bool:
+        v0 = k[0]
+        if not isinstance(v0, int) or not self.lo0 <= v0 <= self.hi0:
+            return False
+        if self.lo1 is None or self.hi1 is None:
+            return True
+        v1 = k[1]
+        return isinstance(v1, int) and self.lo1 <= v1 <= self.hi1
+
+
+SPLIT_BITS = 4  # a differing range is cut into 16
+SMALL_RANGE = 64  # ranges this small are compared key by key
+
+
+def _bisect(
+    ctx: Context, t: TablePlan, boxes: list[Box], u_new: list[Key], upserts: set[Key]
 ) -> tuple[list[Key], list[Key]]:
-    """Both sides' keys of the given ranges, compared in Python a batch of ranges at a time
-    (about 50,000 keys), so memory holds one batch and the differences only."""
+    """Narrow differing key ranges down: each is cut into 16 (on the first key column, or on
+    the second when the first is a single value), both sides aggregate the pieces (count and
+    sums, PostgreSQL live), a piece one row short names its key, small or uncuttable pieces
+    are compared key by key. Cost follows the differences, not the size of the ranges."""
+    scols, tcols = pk_source(t), pk_target(t)
+    two = len(scols) == 2
+    table, target = qi(t.source.name), ctx.target(t)
+    s_cols = [qi(c) for c in scols]
+    t_cols = [pqi(c) for c in tcols]
+    candidates: list[tuple[Box, Key]] = []
+    to_list: list[Box] = []
+    work = boxes
+    while work:
+        nxt: list[Box] = []
+        for box in work:
+            if box.lo0 == box.hi0 and two and box.lo1 is None:
+                bounds = _second_bounds(ctx, t, box)
+                if bounds is None:
+                    continue  # no rows on either side
+                box = Box(box.lo0, box.hi0, *bounds)
+            if box.lo0 < box.hi0:
+                j, lo, hi = 0, box.lo0, box.hi0
+            elif two and box.lo1 is not None and box.hi1 is not None and box.lo1 < box.hi1:
+                j, lo, hi = 1, box.lo1, box.hi1
+            else:
+                to_list.append(box)
+                continue
+            shift = max(0, (hi - lo).bit_length() - SPLIT_BITS)
+            base1 = box.lo1 if box.lo1 is not None else 0
+            where, params = box.where(s_cols, "?")
+            sums = f", sum({s_cols[1]} - ?)" if two else ""
+            try:
+                src = {
+                    int(r[0]): [int(v or 0) for v in r[1:]]
+                    for r in ctx.sconn.execute(
+                        f"SELECT ({s_cols[j]} - ?) >> {shift}, count(*), sum({s_cols[0]} - ?)"
+                        f"{sums} FROM {table} WHERE {where} GROUP BY 1",
+                        [lo, box.lo0, *([base1] if two else []), *params],
+                    )
+                }
+            except (sqlite3.OperationalError, OverflowError):
+                to_list.append(box)
+                continue
+            twhere, tparams = box.where(t_cols, "%s")
+            tsums = f", sum({t_cols[1]}::numeric - %s)" if two else ""
+            ctx.cur.execute(
+                f"SELECT div({t_cols[j]}::numeric - %s, {1 << shift}), count(*), "
+                f"sum({t_cols[0]}::numeric - %s){tsums} FROM {target} WHERE {twhere} GROUP BY 1",
+                [lo, box.lo0, *([base1] if two else []), *tparams],
+            )
+            tgt = {int(r[0]): [int(v or 0) for v in r[1:]] for r in ctx.cur.fetchall()}
+            for k in u_new:
+                if box.holds(k):
+                    v = int(k[j])  # type: ignore[call-overload]
+                    agg = tgt.setdefault((v - lo) >> shift, [0] * (2 + two))
+                    agg[0] += 1
+                    agg[1] += int(k[0]) - box.lo0  # type: ignore[call-overload]
+                    if two:
+                        agg[2] += int(k[1]) - base1  # type: ignore[call-overload]
+            zero = [0] * (2 + two)
+            for piece in src.keys() | tgt.keys():
+                sa, ta = src.get(piece, zero), tgt.get(piece, zero)
+                if sa == ta:
+                    continue
+                p_lo = lo + (piece << shift)
+                p_hi = min(p_lo + (1 << shift) - 1, hi)
+                sub = Box(p_lo, p_hi) if j == 0 else Box(box.lo0, box.hi0, p_lo, p_hi)
+                if ta[0] - sa[0] == 1 and len(scols) <= 2:
+                    key: Key = (box.lo0 + ta[1] - sa[1],)
+                    if two:
+                        key = (*key, base1 + ta[2] - sa[2])
+                    candidates.append((sub, key))
+                elif max(sa[0], ta[0]) <= SMALL_RANGE:
+                    to_list.append(sub)
+                else:
+                    nxt.append(sub)
+        work = nxt
     deleted: list[Key] = []
+    if candidates:
+        keys = [c for _, c in candidates]
+        in_target = _present_in_target(ctx, t, keys)
+        in_source = existing_keys(ctx.sconn, t, keys)
+        for box, c in candidates:
+            if c in in_target and c not in in_source and c not in upserts:
+                deleted.append(c)
+            else:
+                to_list.append(box)
     missing: list[Key] = []
-    batch: list[int] = []
-    rows = 0
-    for r in ranges:
-        batch.append(r)
-        rows += (sizes or {}).get(r, RANGE_ROWS)
-        if rows >= 50_000:
-            d, m = _list_batch(ctx, t, batch, lo_all, shift, upserts)
-            deleted.extend(d)
-            missing.extend(m)
-            batch, rows = [], 0
-    if batch:
-        d, m = _list_batch(ctx, t, batch, lo_all, shift, upserts)
+    for i in range(0, len(to_list), 500):
+        d, m = _list_boxes(ctx, t, to_list[i : i + 500], upserts)
         deleted.extend(d)
         missing.extend(m)
     return deleted, missing
 
 
-def _list_batch(
-    ctx: Context, t: TablePlan, ranges: list[int], lo_all: int, shift: int, upserts: set[Key]
+def _second_bounds(ctx: Context, t: TablePlan, box: Box) -> tuple[int, int] | None:
+    """Smallest and largest second key column on either side, for one first-column value."""
+    c0, c1 = qi(pk_source(t)[0]), qi(pk_source(t)[1])
+    p0, p1 = pqi(pk_target(t)[0]), pqi(pk_target(t)[1])
+    s_lo, s_hi = ctx.sconn.execute(
+        f"SELECT min({c1}), max({c1}) FROM {qi(t.source.name)} WHERE {c0} = ?", (box.lo0,)
+    ).fetchone()
+    ctx.cur.execute(f"SELECT min({p1}), max({p1}) FROM {ctx.target(t)} WHERE {p0} = %s", (box.lo0,))
+    t_lo, t_hi = ctx.cur.fetchone()  # type: ignore[misc]
+    lows = [v for v in (s_lo, t_lo) if isinstance(v, int)]
+    highs = [v for v in (s_hi, t_hi) if isinstance(v, int)]
+    if not lows:
+        return None
+    return min(lows), max(highs)
+
+
+def _list_boxes(
+    ctx: Context, t: TablePlan, boxes: list[Box], upserts: set[Key]
 ) -> tuple[list[Key], list[Key]]:
-    scols, tcols = pk_source(t), pk_target(t)
-    width = 1 << shift
-    f_s, f_t = qi(scols[0]), pqi(tcols[0])
-    scol_sql = ", ".join(qi(c) for c in scols)
-    los = [lo_all + (r << shift) for r in ranges]
-    his = [min(lo + width - 1, MAX_KEY) for lo in los]
+    """Both sides' keys in the given (small) boxes, compared in Python."""
+    scols = [qi(c) for c in pk_source(t)]
+    tcols = [pqi(c) for c in pk_target(t)]
     source: set[Key] = set()
-    for lo, hi in zip(los, his, strict=True):
+    target: set[Key] = set()
+    for box in boxes:
+        where, params = box.where(scols, "?")
         source.update(
-            tuple(row)
-            for row in ctx.sconn.execute(
-                f"SELECT {scol_sql} FROM {qi(t.source.name)} WHERE {f_s} BETWEEN ? AND ?",
-                (lo, hi),
+            tuple(r)
+            for r in ctx.sconn.execute(
+                f"SELECT {', '.join(scols)} FROM {qi(t.source.name)} WHERE {where}", params
             )
         )
-    tsel = ", ".join(f"t.{pqi(c)}" for c in tcols)
+    lo1 = [b.lo1 if b.lo1 is not None else -(2**63) for b in boxes]
+    hi1 = [b.hi1 if b.hi1 is not None else MAX_KEY for b in boxes]
+    second = f" AND t.{tcols[1]} BETWEEN u.lo1 AND u.hi1" if len(tcols) == 2 else ""
     ctx.cur.execute(
-        f"SELECT {tsel} FROM unnest(%s::bigint[], %s::bigint[]) AS u(lo, hi) "
-        f"JOIN {ctx.target(t)} t ON t.{f_t} BETWEEN u.lo AND u.hi",
-        (los, his),
+        f"SELECT {', '.join('t.' + c for c in tcols)} FROM unnest(%s::bigint[], %s::bigint[], "
+        f"%s::bigint[], %s::bigint[]) AS u(lo0, hi0, lo1, hi1) JOIN {ctx.target(t)} t "
+        f"ON t.{tcols[0]} BETWEEN u.lo0 AND u.hi0{second}",
+        ([b.lo0 for b in boxes], [b.hi0 for b in boxes], lo1, hi1),
     )
     target = {tuple(r) for r in ctx.cur.fetchall()}
     deleted = sorted(target - source, key=repr)
     missing = sorted((k for k in source - target if k not in upserts), key=repr)
     return deleted, missing
-
-
-# --------------------------------------------------------------------------- strategies
 
 
 def _alias(t: TablePlan) -> bool:
