@@ -314,16 +314,23 @@ class KeyDiff:
 
 
 def key_diff(
-    ctx: Context, t: TablePlan, upserts: set[Key], *, extra_max: str | None = None
+    ctx: Context,
+    t: TablePlan,
+    upserts: set[Key],
+    *,
+    extra_max: str | None = None,
+    window: Window | None = None,
 ) -> KeyDiff:
     """Compare the key sets of source and target.
 
     ``upserts`` are source keys this run copies anyway. Keys holding text that is not valid
     UTF-8 cannot exist in PostgreSQL and are left out. With ``extra_max`` (a source column),
-    its maximum comes with the comparison's scan (a cursor's high-water mark)."""
+    its maximum comes with the comparison's scan (a cursor's high-water mark); with ``window``
+    (integer keys only), the keys of the rows meeting it are found in the same scan and added
+    to ``upserts``."""
     with lenient_text(ctx.sconn):
         if integer_key(t):
-            diff = _int_key_diff(ctx, t, upserts, extra_max)
+            diff = _int_key_diff(ctx, t, upserts, extra_max, window)
         else:
             diff = _shipped_key_diff(ctx, t, upserts)
             if extra_max is not None:
@@ -333,6 +340,15 @@ def key_diff(
                 diff.extra_max = row[0] if row else None
     diff.missing = [k for k in diff.missing if not any(isinstance(v, RawText) for v in k)]
     return diff
+
+
+def _window_keys(ctx: Context, t: TablePlan, window: Window) -> set[Key]:
+    cols = ", ".join(qi(c) for c in pk_source(t))
+    where = f" WHERE {window[0]}" if window[0] else ""
+    return {
+        tuple(r)
+        for r in ctx.sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}{where}", window[1])
+    }
 
 
 def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> KeyDiff:
@@ -417,16 +433,30 @@ def _save_ranges(
     )
 
 
+Window = tuple[str, tuple[object, ...]]  # an SQL condition on the source and its parameters
+
+
 def _source_ranges(
-    ctx: Context, t: TablePlan, lo_all: int, shift: int, extra_max: str | None
+    ctx: Context,
+    t: TablePlan,
+    lo_all: int,
+    shift: int,
+    extra_max: str | None,
+    window: Window | None = None,
+    hits: dict[int, int] | None = None,
 ) -> tuple[dict[int, Agg], object]:
     """The source's aggregates per key range: one pass over the key, range by range, skipping
-    gaps; the extra column's maximum on the way."""
+    gaps; the extra column's maximum on the way, and (into ``hits``) how many rows of each
+    range meet the ``window`` condition."""
     sconn = ctx.sconn
     scols = pk_source(t)
     table, f = qi(t.source.name), qi(scols[0])
     width = 1 << shift
     extra = f", max({qi(extra_max)})" if extra_max else ""
+    wparams: tuple[object, ...] = ()
+    if window is not None:
+        extra += f", sum(CASE WHEN {window[0]} THEN 1 ELSE 0 END)"
+        wparams = window[1]
     others = "".join(f", sum({qi(c)})" for c in scols[1:])
     q = f"SELECT count(*), sum({f} - ?){others}{extra} FROM {table} WHERE {f} BETWEEN ? AND ?"
     nxt = f"SELECT min({f}) FROM {table} WHERE {f} > ?"
@@ -446,12 +476,13 @@ def _source_ranges(
             break
         hi = min(lo + width - 1, MAX_KEY)
         try:
-            row = sconn.execute(q, (lo, lo, hi)).fetchone()
+            row = sconn.execute(q, (lo, *wparams, lo, hi)).fetchone()
             agg = [int(v or 0) for v in row[: 1 + n_aggs]]
         except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
             agg = [-1] + [0] * n_aggs  # sum() overflow or odd values: list this range
             row = sconn.execute(
-                f"SELECT count(*){extra} FROM {table} WHERE {f} BETWEEN ? AND ?", (lo, hi)
+                f"SELECT count(*){extra} FROM {table} WHERE {f} BETWEEN ? AND ?",
+                (*wparams, lo, hi),
             ).fetchone()
             row = (row[0], *([0] * n_aggs), *row[1:])
         if agg[0] == 0:
@@ -461,8 +492,10 @@ def _source_ranges(
             r = (int(following) - lo_all) >> shift
             continue
         out[r] = agg
+        if window is not None and hits is not None and row[-1]:
+            hits[r] = int(row[-1])
         if extra_max:
-            m = row[-1]
+            m = row[1 + n_aggs]
             if m is not None and (top is None or _sqlite_gt(m, top)):
                 top = m
         r += 1
@@ -516,7 +549,13 @@ def _layout(ctx: Context, t: TablePlan) -> tuple[int, int]:
     return lo, shift
 
 
-def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key], extra_max: str | None) -> KeyDiff:
+def _int_key_diff(
+    ctx: Context,
+    t: TablePlan,
+    upserts: set[Key],
+    extra_max: str | None,
+    window: Window | None = None,
+) -> KeyDiff:
     """Integer keys, per range of the first key column: the count and sums of the key columns
     now, against those of the last sync (kept in the target, written with the data). A range
     one row short names its missing key (verified on both sides); other differing ranges are
@@ -529,16 +568,33 @@ def _int_key_diff(ctx: Context, t: TablePlan, upserts: set[Key], extra_max: str 
     else:
         lo_all, shift = _layout(ctx, t)
         tagg = _target_ranges(ctx, t, lo_all, shift)
+    hits: dict[int, int] = {}
     try:
-        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max)
+        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max, window, hits)
     except _NotIntegers:
+        if window is not None:
+            upserts.update(_window_keys(ctx, t, window))
         diff = _shipped_key_diff(ctx, t, upserts)
         return diff
     if kept is not None and len(sagg) > 4 * (sum(a[0] for a in sagg.values()) // RANGE_ROWS) + 1024:
         # the keys moved far from the kept layout: start a new one (state from PostgreSQL)
         lo_all, shift = _layout(ctx, t)
         tagg = _target_ranges(ctx, t, lo_all, shift)
-        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max)
+        hits = {}
+        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max, window, hits)
+    if window is not None and hits:
+        # the rows meeting the window, read range by range through the key's index
+        f = qi(pk_source(t)[0])
+        cols = ", ".join(qi(c) for c in pk_source(t))
+        width = 1 << shift
+        for r in sorted(hits):
+            lo = lo_all + (r << shift)
+            for row in ctx.sconn.execute(
+                f"SELECT {cols} FROM {qi(t.source.name)} WHERE {f} BETWEEN ? AND ? "
+                f"AND ({window[0]})",
+                (lo, min(lo + width - 1, MAX_KEY), *window[1]),
+            ):
+                upserts.add(tuple(row))
     n_aggs = len(pk_source(t))
     expected = {r: list(a) for r, a in tagg.items()}
     u_new = _absent_in_target(ctx, t, upserts)
@@ -1118,6 +1174,7 @@ class _CursorStrategy:
     """Shared by ``timestamp`` and ``append``: a high-water mark plus key-set deletes."""
 
     name: ClassVar[str] = ""
+    same_scan: ClassVar[bool] = False  # find the window's rows in the key comparison's scan
 
     def column(self, t: TablePlan) -> str:
         raise NotImplementedError
@@ -1171,15 +1228,18 @@ class _CursorStrategy:
         prev_hw = _from_json(prev.high_water)
         pending = load_pending(ctx, t)
         if prev_hw is not None:
-            where, params = self.window(ctx, t, prev_hw)
+            cond, params = self.window(ctx, t, prev_hw)
         else:  # the column was empty (or all NULL) at the last sync
-            where, params = "", ()
+            cond, params = "", ()
+        where = f" WHERE {cond}" if cond else ""
         upserts: set[Key] = set()
-        cols = ", ".join(qi(c) for c in pk_source(t))
-        with lenient_text(ctx.sconn):
-            for row in ctx.sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}{where}", params):
-                upserts.add(tuple(row))
-        diff = key_diff(ctx, t, upserts, extra_max=self.extra_max(t))
+        if cond and self.same_scan and integer_key(t):
+            # the window's keys come with the key comparison's scan: one pass over the table
+            diff = key_diff(ctx, t, upserts, extra_max=self.extra_max(t), window=(cond, params))
+        else:
+            with lenient_text(ctx.sconn):
+                upserts = _window_keys(ctx, t, (cond, params))
+            diff = key_diff(ctx, t, upserts, extra_max=self.extra_max(t))
         det = Detected(
             high_water=_json_value(self._high_water(ctx, t, diff)),
             source_rows=diff.source_rows,
@@ -1214,6 +1274,7 @@ class TimestampStrategy(_CursorStrategy):
     text (and an index on the column can still be used)."""
 
     name: ClassVar[str] = "timestamp"
+    same_scan: ClassVar[bool] = True  # a cursor column rarely has an index: one pass, not two
 
     def column(self, t: TablePlan) -> str:
         col = t.strategy_column or timestamp_column(t.source)
@@ -1233,14 +1294,14 @@ class TimestampStrategy(_CursorStrategy):
         if isinstance(prev_hw, (int, float)) and not isinstance(prev_hw, bool):
             scale = 1000 if abs(prev_hw) > 100_000_000_000 else 1  # epoch milliseconds
             lo_num = prev_hw - (lookback + 86400) * scale
-            return f" WHERE {col} >= ? OR {col} IS NULL", (lo_num,)
+            return f"({col} >= ? OR {col} IS NULL)", (lo_num,)
         try:
             ts = parse_timestamp(str(prev_hw))
         except (Reject, ValueError):
             return "", ()  # not a timestamp: every row is looked at
         lo = (ts.replace(tzinfo=None) - timedelta(seconds=lookback, days=1)).date().isoformat()
         return (
-            f" WHERE {col} >= ? OR {col} IS NULL OR typeof({col}) IN ('integer', 'real')",
+            f"({col} >= ? OR {col} IS NULL OR {col} < '')",  # numbers sort before text
             (lo,),
         )
 
@@ -1266,7 +1327,7 @@ class AppendStrategy(_CursorStrategy):
 
     def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
         col = qi(self.column(t))
-        return f" WHERE {col} > ? OR {col} IS NULL", (prev_hw,)
+        return f"({col} > ? OR {col} IS NULL)", (prev_hw,)
 
 
 class TriggersStrategy:
