@@ -158,3 +158,42 @@ def test_kill_9_during_full_and_incremental_runs(
     if strategy == "triggers":
         left = sqlite3.connect(db).execute("SELECT count(*) FROM _sqlite2pg_changes").fetchone()
         assert left == (0,)
+
+
+def test_lost_connection_during_an_incremental_run(pg_url: str, tmp_path: Path) -> None:
+    """The server ends the session mid-run (failover, network): the run fails with status 3,
+    nothing is half-applied, and the next run applies everything."""
+    db = tmp_path / "app.db"
+    write_sample(db, scale=2, seed=12)
+    cmd = _cmd(db, pg_url, tmp_path, None)
+    _complete(cmd, tmp_path)
+    apply_changes(db, 0.05, seed=3)
+    dbname = conninfo_to_dict(pg_url)["dbname"]
+    terminated = False
+    for _ in range(5):
+        proc = subprocess.Popen(
+            cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        with psycopg.connect(pg_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 20
+            while proc.poll() is None and time.monotonic() < deadline:
+                row = admin.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> "
+                    "pg_backend_pid() AND xact_start IS NOT NULL "
+                    "AND backend_type = 'client backend'",
+                    (dbname,),
+                ).fetchone()
+                if row is not None:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+                    terminated = True
+                    break
+                time.sleep(0.01)
+        _, err = proc.communicate()
+        if terminated and proc.returncode != 0:
+            assert proc.returncode == 3, err
+            assert b"Traceback" not in err
+            break
+    assert terminated
+    out = _complete(cmd, tmp_path)
+    assert out["mode"] == "incremental"
+    assert_same(db, pg_url)
