@@ -595,7 +595,7 @@ def test_new_values_that_do_not_fit_are_rejected_not_fatal(pg_url: str, tmp_path
     conn.commit()
     sync(db, pg_url, tmp_path)
     with psycopg.connect(pg_url) as pg:
-        types = dict(
+        types: dict[str, str] = dict(
             pg.execute(
                 "SELECT column_name, data_type FROM information_schema.columns "
                 "WHERE table_name = 't'"
@@ -636,9 +636,10 @@ def test_key_set_deletes_many_per_range_and_rows_the_cursor_missed(
         )
         rows = [(a, b, f"v{a}.{b}", "2024-01-01 00:00:00") for a in range(5) for b in range(3000)]
         conn.executemany("INSERT INTO item VALUES (?, ?, ?, ?)", rows)
-        gone = [(1, 5), (1, 6), (1, 2999), (2, 100), (2, 1500), (2, 1501), (2, 1502)]
+        gone: list[tuple[int, ...]] = [(1, 5), (1, 6), (1, 2999), (2, 100), (2, 1500), (2, 1501)]
+        gone.append((2, 1502))
         where = "a = ? AND b = ?"
-        late = (3, 5000)
+        late: tuple[int, ...] = (3, 5000)
     else:
         conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, updated_at DATETIME)")
         conn.executemany(

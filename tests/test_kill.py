@@ -88,7 +88,7 @@ def _runs(pg_url: str) -> list[tuple[str, str]]:
         return [
             tuple(r)
             for r in pg.execute("SELECT mode, status FROM sqlite2pg.runs ORDER BY finished_at")
-        ]  # type: ignore[misc]
+        ]
 
 
 def _consistent(db: Path, pg_url: str) -> None:
