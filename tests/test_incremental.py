@@ -676,3 +676,21 @@ def test_key_set_deletes_many_per_range_and_rows_the_cursor_missed(
     assert_same(db, pg_url)
     again = sync(db, pg_url, tmp_path)
     assert again.as_dict()["totals"]["deleted"] == 0
+
+
+def test_losing_the_local_state_database_loses_no_sync_state(
+    chinook: Path, pg_url: str, tmp_path: Path
+) -> None:
+    """What decides the next run lives in the target: a lost local state file changes nothing."""
+    sync(chinook, pg_url, tmp_path)
+    (tmp_path / "state.db").unlink()
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"state.db{suffix}").unlink(missing_ok=True)
+    conn = sqlite3.connect(chinook)
+    conn.execute("UPDATE Album SET Title = 'kept going' WHERE AlbumId = 3")
+    conn.commit()
+    conn.close()
+    report = sync(chinook, pg_url, tmp_path)
+    assert report.mode == "incremental"
+    assert report.tables["Album"].updated == 1
+    assert_same(chinook, pg_url)
