@@ -458,7 +458,8 @@ def demo() -> None:
     )
     console.print("[bold]3. incremental sync[/bold]")
     render_sync(result.incremental)
-    console.print(f'\nlook at the data:  psql "{as_url(result.url)}"')
+    # never wrapped: the line must stay copy-pasteable
+    console.print(f'\nlook at the data:  psql "{as_url(result.url)}"', soft_wrap=True)
     console.print("stop the server:   sqlite2pg server stop")
     sys.exit(max(result.full.exit_code, result.incremental.exit_code))
 
