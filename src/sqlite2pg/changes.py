@@ -1023,43 +1023,50 @@ class HashStrategy:
             "AND bucket = ANY(%s)",
             (ctx.schema, t.source.name, differing),
         )
-        old_subs: dict[int, tuple[int, ...] | None] = {}
-        old_keys: set[Key] = set()
+        old_subs: dict[int, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
+        old_key_texts: dict[int, bytes] = {}
         for bucket, sub, keys in ctx.cur.fetchall():
             old_subs[int(bucket)] = unpack_subs(bytes(sub) if sub is not None else None)
             if keys:
-                old_keys.update(parse_keys(bytes(keys)))
+                old_key_texts[int(bucket)] = bytes(keys)
         # the 16-row sub-buckets that differ (all of a bucket's without a usable old state)
         subs: list[int] = []
+        old_keys: set[Key] = set()
         for b in differing:
             item = changed[b]
-            cur_subs = unpack_subs(item.subs) if item is not None else None
+            now_state = unpack_subs(item.subs) if item is not None else None
             before = old_subs.get(b)
-            for i in range(SUBS):
-                c = cur_subs[i] if cur_subs else 0
-                o = before[i] if before else None
-                if o is None or c != o:
-                    subs.append((b << (BUCKET_BITS - SUB_BITS)) + i)
+            diff_idx = [
+                i
+                for i in range(SUBS)
+                if before is None or (now_state[0][i] if now_state else 0) != before[0][i]
+            ]
+            subs.extend((b << (BUCKET_BITS - SUB_BITS)) + i for i in diff_idx)
+            if b in old_key_texts:  # the old keys of just those sub-buckets
+                keys = parse_keys(old_key_texts.pop(b))
+                if before is None:
+                    old_keys.update(keys)
+                    continue
+                starts = [0]
+                for c in before[1]:
+                    starts.append(starts[-1] + c)
+                for i in diff_idx:
+                    old_keys.update(keys[starts[i] : starts[i + 1]])
         reader = self._reader(ctx, t)
+        now_keys: set[Key] = set()
+        for keys in reader.sub_keys(subs).values():
+            now_keys.update(parse_keys(keys))
         if _alias(t):
             # old keys: the target's, in those sub-buckets' rowid ranges (the key is the rowid)
-            now_keys: set[Key] = set()
-            for keys in reader.sub_keys(subs).values():
-                now_keys.update(parse_keys(keys))
             pk = pqi(pk_target(t)[0])
             ctx.cur.execute(
                 f"SELECT t.{pk} FROM unnest(%s::bigint[]) AS b(n) JOIN {ctx.target(t)} t "
                 f"ON t.{pk} BETWEEN b.n << {SUB_BITS} AND (b.n << {SUB_BITS}) + {SUB_ROWS - 1}",
                 (subs,),
             )
-            gone = {(int(r[0]),) for r in ctx.cur.fetchall()} - now_keys
-            det.deletes = sorted(gone, key=repr)
-            new_keys: dict[int, bytes] = {}
+            old_keys = {(int(r[0]),) for r in ctx.cur.fetchall()}
+            det.deletes = sorted(old_keys - now_keys, key=repr)
         else:
-            new_keys = reader.keys_of([b for b in differing if changed[b] is not None])
-            now_keys = set()
-            for keys in new_keys.values():
-                now_keys.update(parse_keys(keys))
             det.deletes = to_target_keys(t, sorted(old_keys - now_keys, key=repr))
         for i in range(0, len(subs), 20_000):
             det.selections.append(
@@ -1079,23 +1086,26 @@ class HashStrategy:
                 "AND source_table = %s AND bucket = ANY(%s)",
                 (ctx.schema, t.source.name, differing),
             )
+            present = [b for b in differing if changed[b] is not None]
             with cur.copy(self.COPY) as cp:
-                for b in differing:
-                    item = changed[b]
-                    if item is None:
-                        continue
-                    again = b in retry
-                    cp.write_row(
-                        (
-                            ctx.schema,
-                            t.source.name,
-                            b,
-                            None if again else item.h,
-                            item.n,
-                            new_keys.get(b, b""),
-                            None if again else item.subs,
+                for i in range(0, len(present), 1000):
+                    chunk = present[i : i + 1000]
+                    keys = {} if _alias(t) else reader.keys_of(chunk)
+                    for b in chunk:
+                        item = changed[b]
+                        assert item is not None
+                        again = b in retry
+                        cp.write_row(
+                            (
+                                ctx.schema,
+                                t.source.name,
+                                b,
+                                None if again else item.h,
+                                item.n,
+                                keys.get(b, b""),
+                                None if again else item.subs,
+                            )
                         )
-                    )
 
         det.save = save
         return det

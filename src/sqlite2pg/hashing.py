@@ -31,7 +31,7 @@ MAX_ROWID = 2**63 - 1
 SUB_BITS = 4  # a sub-bucket (the unit re-read when it differs): 16 rowids
 SUB_ROWS = 1 << SUB_BITS
 SUBS = 1 << (BUCKET_BITS - SUB_BITS)
-SUB_PACK = struct.Struct(f">{SUBS}q")
+SUB_PACK = struct.Struct(f">{SUBS}q{SUBS}i")  # sub-bucket hashes, then their row counts
 
 
 @dataclass(frozen=True)
@@ -39,17 +39,25 @@ class Bucket:
     bucket: int
     h: int  # hash of the sub-bucket hashes
     n: int  # rows
-    subs: bytes  # SUB_PACK of the sub-bucket hashes (0: no rows)
+    subs: bytes  # SUB_PACK of the sub-bucket hashes (0: no rows) and row counts
     keys: bytes | None  # key texts in rowid order, when asked for
 
 
-def _bucket(bucket: int, subs: list[int], n: int, keys: list[bytes], with_keys: bool) -> Bucket:
-    packed = SUB_PACK.pack(*subs)
-    return Bucket(bucket, h64(packed), n, packed, KEY_SEP.join(keys) if with_keys else None)
+def _bucket(
+    bucket: int, subs: list[int], counts: list[int], keys: list[bytes], with_keys: bool
+) -> Bucket:
+    packed = SUB_PACK.pack(*subs, *counts)
+    return Bucket(
+        bucket, h64(packed), sum(counts), packed, KEY_SEP.join(keys) if with_keys else None
+    )
 
 
-def unpack_subs(data: bytes | None) -> tuple[int, ...] | None:
-    return SUB_PACK.unpack(data) if data and len(data) == SUB_PACK.size else None
+def unpack_subs(data: bytes | None) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """(sub-bucket hashes, their row counts), or None when not known."""
+    if not data or len(data) != SUB_PACK.size:
+        return None
+    values = SUB_PACK.unpack(data)
+    return values[:SUBS], values[SUBS:]
 
 
 CHUNK_BUCKETS = 64  # buckets per query (measured: per-query overhead is ~20% at one bucket)
@@ -197,7 +205,7 @@ class BucketReader:
             last = bounds[1]
             current = None
             subs = [0] * per
-            n = 0
+            counts = [0] * per
             klist: list[bytes] = []
             while lo <= last:
                 hi = min(lo + span - 1, MAX_ROWID)
@@ -208,10 +216,10 @@ class BucketReader:
                     bucket = sub >> (BUCKET_BITS - SUB_BITS)
                     if bucket != current:
                         if current is not None:
-                            yield _bucket(current, subs, n, klist, with_keys)
-                        current, subs, n, klist = bucket, [0] * per, 0, []
+                            yield _bucket(current, subs, counts, klist, with_keys)
+                        current, subs, counts, klist = bucket, [0] * per, [0] * per, []
                     subs[sub & (per - 1)] = h64(row[1])
-                    n += int(row[2])
+                    counts[sub & (per - 1)] = int(row[2])
                     if with_keys:
                         klist.append(row[3])
                 if not found:
@@ -224,7 +232,7 @@ class BucketReader:
                     break
                 lo = hi + 1
             if current is not None:
-                yield _bucket(current, subs, n, klist, with_keys)
+                yield _bucket(current, subs, counts, klist, with_keys)
         finally:
             self.sconn.text_factory = old
 
