@@ -694,3 +694,37 @@ def test_losing_the_local_state_database_loses_no_sync_state(
     assert report.mode == "incremental"
     assert report.tables["Album"].updated == 1
     assert_same(chinook, pg_url)
+
+
+@pytest.mark.parametrize("whole", [False, True])
+def test_vacuum_renumbering_rowids(
+    chinook: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, whole: bool
+) -> None:
+    """PlaylistTrack has no INTEGER PRIMARY KEY: its rows can get new rowids (VACUUM may do
+    that), so its buckets look changed. Rows that only moved are not written; with most
+    buckets changed the table is compared whole (memory-flat), once."""
+    import sqlite2pg.changes
+
+    if whole:
+        monkeypatch.setattr(sqlite2pg.changes, "MANY_BUCKETS", 10)
+    sync(chinook, pg_url, tmp_path)
+    conn = sqlite3.connect(chinook)
+    deleted = conn.execute(
+        "DELETE FROM PlaylistTrack WHERE PlaylistId = 1 AND TrackId < 200"
+    ).rowcount
+    # every row gets a new rowid (what VACUUM may do to a table without INTEGER PRIMARY KEY)
+    conn.executescript(
+        "CREATE TEMP TABLE keep AS SELECT * FROM PlaylistTrack; DELETE FROM PlaylistTrack;"
+        "INSERT INTO PlaylistTrack SELECT * FROM keep ORDER BY TrackId DESC; DROP TABLE keep;"
+    )
+    conn.commit()
+    conn.execute("VACUUM")
+    conn.close()
+    report = sync(chinook, pg_url, tmp_path)
+    res = report.tables["PlaylistTrack"]
+    assert (res.inserted, res.updated, res.deleted) == (0, 0, deleted)
+    assert any("compared whole" in w for w in report.warnings) == whole
+    assert_same(chinook, pg_url)
+    again = sync(chinook, pg_url, tmp_path)
+    assert not any("compared whole" in w for w in again.warnings)
+    assert again.as_dict()["totals"]["deleted"] == 0

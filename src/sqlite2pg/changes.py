@@ -30,7 +30,7 @@ import struct
 import tempfile
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -718,6 +718,7 @@ class Box:
 
 
 SPLIT_BITS = 4  # a differing range is cut into 16
+MANY_BUCKETS = 2000  # more differing buckets than this (and a quarter): compare the table whole
 SMALL_RANGE = 64  # ranges this small are compared key by key
 
 
@@ -977,7 +978,10 @@ class HashStrategy:
                 )
         return None
 
-    def _stored(self, ctx: Context, t: TablePlan) -> Iterator[tuple[int, int | None]]:
+    def _rebuild(self, ctx: Context, t: TablePlan, rejected: int) -> None:
+        self.initial(ctx, t, rejected)
+
+    def _stored(self, ctx: Context, t: TablePlan) -> Generator[tuple[int, int | None], None, None]:
         with ctx.cur.connection.cursor(name="sqlite2pg_buckets") as sc:
             sc.itersize = 20_000
             sc.execute(
@@ -993,6 +997,13 @@ class HashStrategy:
             return CompareStrategy().detect(ctx, t, prev)
         ensure_state(ctx.cur)
         # merge the stored and the current fingerprints, both in bucket order
+        ctx.cur.execute(
+            f"SELECT count(*) FROM {STATE_SCHEMA}.hash_buckets "
+            "WHERE target_schema = %s AND source_table = %s",
+            (ctx.schema, t.source.name),
+        )
+        row = ctx.cur.fetchone()
+        limit = max(MANY_BUCKETS, int(row[0] if row else 0) // 4)
         changed: dict[int, Bucket | None] = {}  # differing bucket -> now (None: no rows now)
         total = 0
         stored = self._stored(ctx, t)
@@ -1000,6 +1011,18 @@ class HashStrategy:
         s_item = next(stored, None)
         n_item = next(now, None)
         while s_item is not None or n_item is not None:
+            if len(changed) > limit:
+                # most of the table looks changed (rowids renumbered by VACUUM, a bulk
+                # update, a new column): compare it whole, memory-flat, and start over
+                stored.close()
+                now.close()
+                det = CompareStrategy().detect(ctx, t, prev)
+                det.notes.append(
+                    f"{t.source.name}: most buckets differ from the last sync (bulk change or "
+                    "renumbered rowids): table compared whole"
+                )
+                det.save = lambda cur, rejected: self._rebuild(ctx, t, len(rejected))
+                return det
             if n_item is None or (s_item is not None and s_item[0] < n_item.bucket):
                 assert s_item is not None
                 changed[s_item[0]] = None

@@ -20,7 +20,7 @@ import hashlib
 import re
 import sqlite3
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
 from .source import qi
@@ -175,7 +175,7 @@ class BucketReader:
         hi = self.sconn.execute(f"SELECT max(rowid) FROM {self.table}").fetchone()[0]
         return int(lo), int(hi)
 
-    def hashes(self, *, with_keys: bool = False) -> Iterator[Bucket]:
+    def hashes(self, *, with_keys: bool = False) -> Generator[Bucket, None, None]:
         """Every non-empty bucket in rowid order, with its sub-bucket fingerprints.
 
         SQLite groups the rows by sub-bucket (16 rowids), concatenating their texts in C, for
