@@ -553,6 +553,10 @@ def run_incremental(
         cur.execute("SET CONSTRAINTS ALL DEFERRED")
         existing = syncstate.load(cur, schema)  # under the lock: what the last run committed
         drift = check_drift(sconn, plan, existing)
+        if opts.tables:
+            report.warnings.append(
+                "--tables applies with --full only: every table was synced incrementally"
+            )
         for name in drift.unsynced:
             report.warnings.append(
                 f"{name}: excluded by the config now; its PostgreSQL table is kept as it is and "
