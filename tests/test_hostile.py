@@ -1358,13 +1358,6 @@ def test_an_id_at_the_end_of_bigint_with_full_reloads(tmp_path: Path, pg_url: st
     assert columns(pg_url, "full_ids")["id"]["identity"] == "d"
 
 
-@pytest.mark.xfail(
-    raises=OverflowError,
-    strict=True,
-    reason="hashing.py (change detection, not this suite's file): the bucket range "
-    "hi = lo + span - 1 passes 2**63 - 1 when a rowid is near it, and binding it raises "
-    "OverflowError, failing the whole migration",
-)
 def test_an_id_at_the_end_of_bigint(tmp_path: Path, pg_url: str) -> None:
     script = """
     CREATE TABLE full_ids (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);

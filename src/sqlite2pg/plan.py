@@ -212,7 +212,10 @@ def _plan_table(
         # nothing to decide: no scan; every value goes through its converter (dirty)
         count, profiles = 0, {c.name: ColumnProfile(dirty=1) for c in t.columns}
     else:
-        count, profiles = _profile(conn, t, list(cands.items()))
+        ranges = {t.rowid_alias} if t.rowid_alias else set()
+        if opts.int32:
+            ranges |= {c for c, (cand, _) in cands.items() if cand and cand.kind == "bigint"}
+        count, profiles = _profile(conn, t, list(cands.items()), frozenset(ranges))
 
     def resolve_col(ident: str) -> str | None:
         for src, dst in col_names.items():
@@ -316,12 +319,13 @@ def _profile(
     conn: sqlite3.Connection,
     t: SourceTable,
     cands: list[tuple[str, tuple[PgType | None, str]]],
+    ranges: frozenset[str] = frozenset(),
 ) -> tuple[int, dict[str, ColumnProfile]]:
     """One scan per PROFILE_CHUNK columns (one scan for all but very wide tables)."""
     count, profiles = 0, {}
     for start in range(0, max(len(cands), 1), PROFILE_CHUNK):
         chunk = [(c, cand) for c, (cand, _) in cands[start : start + PROFILE_CHUNK]]
-        query = profile_query(qi(t.name), chunk)
+        query = profile_query(qi(t.name), chunk, ranges)
         try:
             row = conn.execute(query.sql).fetchone()
         except sqlite3.DatabaseError as exc:

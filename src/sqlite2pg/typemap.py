@@ -203,8 +203,14 @@ def _opt_int(v: object) -> int | None:
     return int(v) if isinstance(v, (int, float)) else None
 
 
-def profile_query(table_sql: str, columns: list[tuple[str, PgType | None]]) -> ProfileQuery:
-    """Only what each candidate type needs is aggregated, to keep the scan cheap."""
+def profile_query(
+    table_sql: str,
+    columns: list[tuple[str, PgType | None]],
+    ranges: frozenset[str] = frozenset(),
+) -> ProfileQuery:
+    """Only what each candidate type needs is aggregated, to keep the scan cheap: the integer
+    range only where it decides something (smallint/integer fit, untyped columns, and the
+    columns in ``ranges``: the identity's next value, the int32 option)."""
     from .source import qi
 
     exprs: list[str] = []
@@ -219,7 +225,7 @@ def profile_query(table_sql: str, columns: list[tuple[str, PgType | None]]) -> P
         # (registered in its process, not ours) would otherwise fail the whole query.
         c = f"({qi(name)} COLLATE BINARY)"
         add(name, "nonnull", f"count({c})")
-        if cand is None or cand.kind in ("smallint", "integer", "bigint"):
+        if cand is None or cand.kind in ("smallint", "integer") or name in ranges:
             add(name, "int_min", f"min(CASE WHEN typeof({c}) = 'integer' THEN {c} END)")
             add(name, "int_max", f"max(CASE WHEN typeof({c}) = 'integer' THEN {c} END)")
         if cand is None:
