@@ -213,3 +213,31 @@ def test_key_texts_parse_back_to_the_exact_values(keys: list[tuple[object, objec
     assert parse_keys(KEY_SEP.join(texts)) == keys
     for text, k in zip(texts, keys, strict=True):
         assert parse_keys(text) == [k]
+
+
+def test_row_texts_tell_every_stored_value_apart() -> None:
+    """The fingerprinted text of a row differs whenever a value or its storage class does,
+    on both rendering paths (json_array, and quote() for rows holding REALs or BLOBs)."""
+    from sqlite2pg.hashing import row_text_expr
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, a TEXT, b NUMERIC(10,2), c)")
+    values = [
+        None, 0, 1, -1, 2**63 - 1, "1", "", "null", 'a"b', "a\x00b", "a\x00c", 0.1,
+        0.1 + 2**-56, 1.0, 1e300, b"", b"\x00", b"1", "[1]", "é",
+    ]  # fmt: skip
+    numbers = (None, 1, 0.99, 0.99 + 2**-52, "x\x00y", "x\x00z", b"\x00")
+    rows = [(a, b, c) for a in values for b in numbers for c in values[:8]]
+    rows += [(a, None, c) for a in values for c in values]
+    conn.executemany("INSERT INTO t (a, b, c) VALUES (?, ?, ?)", rows)
+    expr = row_text_expr(["a", "b", "c"], ["b"])
+
+    def ident(c: str) -> str:  # the stored value exactly: storage class and bytes/digits
+        return f"typeof({c}) || ':' || iif(typeof({c}) = 'real', quote({c}), hex({c}))"
+
+    conn.text_factory = bytes
+    seen: dict[bytes, bytes] = {}
+    query = f"SELECT {expr}, {ident('a')} || '|' || {ident('b')} || '|' || {ident('c')} FROM t"
+    for text, stored in conn.execute(query):
+        assert seen.setdefault(text, stored) == stored, (text, stored, seen[text])
+    assert len(set(seen.values())) == len(seen)  # and equal values, equal texts

@@ -52,6 +52,7 @@ from .hashing import (
     BucketReader,
     key_texts,
     parse_keys,
+    realish,
     table_fingerprint,
     text_expr,
     unpack_subs,
@@ -872,11 +873,17 @@ def _alias(t: TablePlan) -> bool:
     return t.source.rowid_alias is not None and list(t.source.primary_key) == [t.source.rowid_alias]
 
 
+def bucket_reader(sconn: sqlite3.Connection, t: TablePlan) -> BucketReader:
+    cols = copied_source_columns(t)
+    reals = [c.source.name for c in t.copy_columns if realish(c.source.declared_type)]
+    return BucketReader(sconn, t.source.name, cols, pk_source(t), reals)
+
+
 def _bucket_rows(ctx: Context, t: TablePlan) -> Iterator[Bucket]:
     if ctx.pre is not None and t.source.name in ctx.pre.tables:
         yield from ctx.pre.records(t.source.name)
         return
-    reader = BucketReader(ctx.sconn, t.source.name, copied_source_columns(t), pk_source(t))
+    reader = bucket_reader(ctx.sconn, t)
     yield from reader.hashes(with_keys=not _alias(t))
 
 
@@ -905,7 +912,7 @@ class Precomputed:
             for name, t in self.tables.items():
                 f = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
                 self.files[name] = f
-                reader = BucketReader(self.sconn, name, copied_source_columns(t), pk_source(t))
+                reader = bucket_reader(self.sconn, t)
                 for b in reader.hashes(with_keys=not _alias(t)):
                     k = b.keys or b""
                     f.write(self.RECORD.pack(b.bucket, b.h, b.n, len(k), b.subs))
@@ -948,7 +955,7 @@ class HashStrategy:
     )
 
     def _reader(self, ctx: Context, t: TablePlan) -> BucketReader:
-        return BucketReader(ctx.sconn, t.source.name, copied_source_columns(t), pk_source(t))
+        return bucket_reader(ctx.sconn, t)
 
     def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
         if not has_rowid(t):
@@ -1172,7 +1179,8 @@ class FullStrategy:
     def _fingerprint(self, ctx: Context, t: TablePlan) -> str | None:
         if t.source.primary_key or not has_rowid(t):
             return None
-        return table_fingerprint(ctx.sconn, t.source.name, copied_source_columns(t))
+        reals = [c.source.name for c in t.copy_columns if realish(c.source.declared_type)]
+        return table_fingerprint(ctx.sconn, t.source.name, copied_source_columns(t), reals)
 
     def initial(self, ctx: Context, t: TablePlan, rejected: int) -> str | None:
         if rejected:
