@@ -1048,10 +1048,10 @@ class HashStrategy:
             return det
         differing = sorted(changed)
         ctx.cur.execute(
-            f"SELECT bucket, sub, {'NULL' if _alias(t) else 'keys'} FROM "
-            f"{STATE_SCHEMA}.hash_buckets WHERE target_schema = %s AND source_table = %s "
-            "AND bucket = ANY(%s)",
-            (ctx.schema, t.source.name, differing),
+            f"SELECT h.bucket, h.sub, {'NULL' if _alias(t) else 'h.keys'} FROM "
+            f"unnest(%s::bigint[]) AS d(b) JOIN {STATE_SCHEMA}.hash_buckets h ON h.bucket = d.b "
+            "AND h.target_schema = %s AND h.source_table = %s",
+            (differing, ctx.schema, t.source.name),
         )
         old_subs: dict[int, tuple[tuple[int, ...], tuple[int, ...]] | None] = {}
         old_key_texts: dict[int, bytes] = {}
@@ -1112,9 +1112,9 @@ class HashStrategy:
         def save(cur: Cursor, rejected: list[Key]) -> None:
             retry = _buckets_of(ctx.sconn, t, rejected)
             cur.execute(
-                f"DELETE FROM {STATE_SCHEMA}.hash_buckets WHERE target_schema = %s "
-                "AND source_table = %s AND bucket = ANY(%s)",
-                (ctx.schema, t.source.name, differing),
+                f"DELETE FROM {STATE_SCHEMA}.hash_buckets h USING unnest(%s::bigint[]) AS d(b) "
+                "WHERE h.target_schema = %s AND h.source_table = %s AND h.bucket = d.b",
+                (differing, ctx.schema, t.source.name),
             )
             present = [b for b in differing if changed[b] is not None]
             with cur.copy(self.COPY) as cp:
