@@ -70,9 +70,7 @@ def ensure(cur: psycopg.Cursor[Any]) -> None:
 
 
 def load(cur: psycopg.Cursor[Any], schema: str) -> dict[str, SyncedTable]:
-    cur.execute(
-        "SELECT to_regclass(%s) IS NOT NULL", (f"{STATE_SCHEMA}.synced_tables",)
-    )
+    cur.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{STATE_SCHEMA}.synced_tables",))
     row = cur.fetchone()
     if not row or not row[0]:
         return {}
@@ -113,8 +111,14 @@ def save_table(
 
 
 def save_run(
-    cur: psycopg.Cursor[Any], schema: str, run_id: str, command: str, mode: str, status: str,
-    started_at: str, summary: dict[str, Any],
+    cur: psycopg.Cursor[Any],
+    schema: str,
+    run_id: str,
+    command: str,
+    mode: str,
+    status: str,
+    started_at: str,
+    summary: dict[str, Any],
 ) -> None:
     cur.execute(
         f"INSERT INTO {STATE_SCHEMA}.runs (run_id, target_schema, command, mode, status, "
