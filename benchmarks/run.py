@@ -266,7 +266,25 @@ def redact(text: str) -> str:
 
 
 def shell_join(cmd: Sequence[str]) -> str:
-    return redact(shlex.join(cmd))
+    """A command as it would be typed from the repository root, passwords hidden."""
+    root = f"{REPO_ROOT}{os.sep}"
+    return redact(shlex.join(a[len(root) :] if a.startswith(root) else a for a in cmd))
+
+
+def source_revision() -> str:
+    """The checkout's commit and how many files under src/ differ from it."""
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "src"],
+            capture_output=True, text=True, timeout=30, check=True,
+        ).stdout.splitlines()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return f"{head}" + (f" with {len(dirty)} uncommitted file(s) under src/" if dirty else "")
 
 
 def fmt_int(value: float | None) -> str:
@@ -959,7 +977,7 @@ class Bench:
         env = dict(self.env)
         if tool == "floor":
             env["FLOOR_URL"] = url
-            shown = f"FLOOR_URL={redact(url)} bash {floor}"
+            shown = f"FLOOR_URL={redact(url)} {shell_join(['bash', str(floor)])}"
         else:
             shown = shell_join(cmd)
         m = Measurement("full", tool, source.scale, repeat, dbname, shown, "failed")
@@ -1003,7 +1021,9 @@ class Bench:
 
     def run_full(self, source: Source) -> None:
         floor = floor_script(source, self.s.workdir / "floor" / f"{Path(source.path).stem}.sh")
-        self.commands["floor"] = f"FLOOR_URL=postgresql://…/bench_floor_N bash {floor}"
+        self.commands["floor"] = "FLOOR_URL=postgresql://…/bench_floor_N " + shell_join(
+            ["bash", str(floor)]
+        )
         for tool in ("pgloader", "sqlite2pg", "sqlite2pg-verify"):
             example = self.load_command(
                 tool,
@@ -1313,6 +1333,7 @@ def describe_machine(settings: Settings) -> dict[str, Any]:
             "psql": command_version(["psql", "--version"]),
             "pgloader": command_version(["pgloader", "--version"]),
             "sqlite2pg": command_version([settings.sqlite2pg, "--version"]),
+            "sqlite2pg source": source_revision(),
         },
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
     }
