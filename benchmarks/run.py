@@ -1733,13 +1733,30 @@ def parse_args(argv: Sequence[str]) -> Settings:
         help="PostgreSQL URL of a superuser connection; databases are created next to it "
         "(default $SQLITE2PG_BENCH_PG_URL or %(default)s)",
     )
-    p.add_argument("--tools", default=",".join(ALL_TOOLS), help="comma-separated, in run order")
+    p.add_argument(
+        "--tools",
+        default=",".join(ALL_TOOLS),
+        help="full-load tools, run interleaved in this order (default %(default)s)",
+    )
     p.add_argument(
         "--sections", default="full", help=f"any of {','.join(ALL_SECTIONS)} (default full)"
     )
-    p.add_argument("--workdir", default="benchmarks/work", type=Path)
-    p.add_argument("--out", default="docs/benchmarks.md", type=Path)
-    p.add_argument("--json", default="benchmarks/results/latest.json", type=Path, dest="json_path")
+    p.add_argument(
+        "--workdir",
+        default="benchmarks/work",
+        type=Path,
+        help="cached samples, floor scripts, logs, run directories (default %(default)s)",
+    )
+    p.add_argument(
+        "--out", default="docs/benchmarks.md", type=Path, help="Markdown report (%(default)s)"
+    )
+    p.add_argument(
+        "--json",
+        default="benchmarks/results/latest.json",
+        type=Path,
+        dest="json_path",
+        help="every measurement as JSON (%(default)s)",
+    )
     p.add_argument("--timeout", type=float, default=1800, help="seconds per measurement")
     p.add_argument(
         "--source-builder",
@@ -1755,9 +1772,21 @@ def parse_args(argv: Sequence[str]) -> Settings:
         help="pgloader options before SOURCE TARGET (default: casts that give the floor's column "
         "types, %(default)s)",
     )
-    p.add_argument("--strategies", default=",".join(ALL_STRATEGIES))
-    p.add_argument("--fractions", default="0.001,0.01", help="shares of rows changed")
-    p.add_argument("--levels", default=",".join(ALL_LEVELS), help="verify levels")
+    p.add_argument(
+        "--strategies",
+        default=",".join(ALL_STRATEGIES),
+        help="incremental section: change-detection strategies (default %(default)s)",
+    )
+    p.add_argument(
+        "--fractions",
+        default="0.001,0.01",
+        help="incremental section: shares of rows changed (default %(default)s)",
+    )
+    p.add_argument(
+        "--levels",
+        default=",".join(ALL_LEVELS),
+        help="verify section: levels (default %(default)s)",
+    )
     p.add_argument("--rebuild", action="store_true", help="rebuild cached source databases")
     p.add_argument("--keep-dbs", action="store_true", help="do not drop the bench_* databases")
     p.add_argument(
@@ -1765,7 +1794,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
         type=float,
         default=60,
         help="before each measurement wait up to this many seconds for the CPUs to be at most "
-        f"{QUIET_BUSY:.0%} busy with other work (default 60; 0 to skip)",
+        f"{QUIET_BUSY * 100:.0f}%% busy with other work (default 60; 0 to skip)",
     )
     a = p.parse_args(argv)
     try:
