@@ -20,8 +20,6 @@ import pytest
 from sqlite2pg.errors import EXIT_LOCKED, LockHeldError
 from sqlite2pg.locking import LockHeld, RunLock, advisory_lock, advisory_lock_id, lock_key
 
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
 HOLDER_SCRIPT = """
 import sys
 from pathlib import Path
@@ -143,16 +141,10 @@ def test_lock_id_is_stable_across_processes() -> None:
 # --------------------------------------------------------------------------- PostgreSQL
 
 
-@pytest.fixture(scope="module")
-def pg_server() -> str:
-    url = os.environ.get("SQLITE2PG_TEST_PG_URL")
-    try:
-        psycopg.connect(url or DEFAULT_PG_URL, connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        if url:
-            raise
-        pytest.skip(f"no PostgreSQL at {DEFAULT_PG_URL}: {exc}")
-    return url or DEFAULT_PG_URL
+@pytest.fixture
+def pg_server(pg_admin: str) -> str:
+    """The suite's server (SQLITE2PG_TEST_PG_URL, else the embedded one): see conftest."""
+    return pg_admin
 
 
 @pytest.fixture

@@ -19,19 +19,11 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from sqlite2pg.errors import ConfigError, RunFailed
 from sqlite2pg.retry import RetrySettings, is_transient, retrying
 
-DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
-
-@pytest.fixture(scope="module")
-def pg_server() -> str:
-    url = os.environ.get("SQLITE2PG_TEST_PG_URL")
-    try:
-        psycopg.connect(url or DEFAULT_PG_URL, connect_timeout=5).close()
-    except psycopg.OperationalError as exc:
-        if url:
-            raise
-        pytest.skip(f"no PostgreSQL at {DEFAULT_PG_URL}: {exc}")
-    return url or DEFAULT_PG_URL
+@pytest.fixture
+def pg_server(pg_admin: str) -> str:
+    """The suite's server (SQLITE2PG_TEST_PG_URL, else the embedded one): see conftest."""
+    return pg_admin
 
 
 def _with(url: str, **changes: Any) -> str:

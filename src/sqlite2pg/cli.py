@@ -18,7 +18,7 @@ import click
 from psycopg.conninfo import conninfo_to_dict
 
 from . import api
-from .errors import EXIT_FAILED, EXIT_INPUT, Sqlite2pgError
+from .errors import EXIT_FAILED, Sqlite2pgError
 from .logs import setup_logging
 from .redact import redact_text
 from .render import (
@@ -466,6 +466,3 @@ def demo() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-
-
-__all__ = ["EXIT_INPUT", "main"]

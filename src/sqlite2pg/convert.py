@@ -268,28 +268,26 @@ def number_to_datetime(v: int | float) -> datetime:
     return epoch_to_datetime(v)
 
 
+def _to_datetime(v: object, column: str) -> datetime:
+    """ISO text or a number (Unix time / julian day) as a naive UTC datetime."""
+    v = _text(v)
+    if isinstance(v, str):
+        return parse_timestamp(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        return number_to_datetime(v)
+    raise Reject(f"binary data in a {column} column")
+
+
 def to_timestamp(with_tz: bool) -> Converter:
     def conv(v: object) -> object:
-        v = _text(v)
-        if isinstance(v, str):
-            dt = parse_timestamp(v)
-        elif isinstance(v, (int, float)) and not isinstance(v, bool):
-            dt = number_to_datetime(v)
-        else:
-            raise Reject("binary data in a timestamp column")
+        dt = _to_datetime(v, "timestamp")
         return dt.replace(tzinfo=timezone.utc) if with_tz else dt
 
     return conv
 
 
 def to_date(v: object) -> object:
-    v = _text(v)
-    if isinstance(v, str):
-        dt = parse_timestamp(v)
-    elif isinstance(v, (int, float)) and not isinstance(v, bool):
-        dt = number_to_datetime(v)
-    else:
-        raise Reject("binary data in a date column")
+    dt = _to_datetime(v, "date")
     if dt.time() != time(0):
         raise Reject("value has a time of day, which a date column would drop")
     return dt.date()

@@ -286,25 +286,13 @@ class BucketReader:
 
     def sub_keys(self, subs: Sequence[int]) -> dict[int, bytes]:
         """The key texts of the given sub-buckets (only the non-empty ones)."""
-        out: dict[int, bytes] = {}
-        q = (
-            f"SELECT group_concat(k, char(30)) FROM (SELECT {self.key_expr} AS k "
-            f"FROM {self.table} WHERE rowid BETWEEN ? AND ? ORDER BY rowid)"
-        )
-        old = self.sconn.text_factory
-        self.sconn.text_factory = bytes
-        try:
-            for b in subs:
-                lo = b << SUB_BITS
-                row = self.sconn.execute(q, (lo, lo + SUB_ROWS - 1)).fetchone()
-                if row[0] is not None:
-                    out[b] = row[0]
-        finally:
-            self.sconn.text_factory = old
-        return out
+        return self._keys(subs, SUB_BITS, SUB_ROWS)
 
     def keys_of(self, buckets: Sequence[int]) -> dict[int, bytes]:
         """The key texts of the given buckets (only the non-empty ones)."""
+        return self._keys(buckets, BUCKET_BITS, BUCKET_ROWS)
+
+    def _keys(self, ids: Sequence[int], bits: int, rows: int) -> dict[int, bytes]:
         out: dict[int, bytes] = {}
         q = (
             f"SELECT group_concat(k, char(30)) FROM (SELECT {self.key_expr} AS k "
@@ -313,9 +301,9 @@ class BucketReader:
         old = self.sconn.text_factory
         self.sconn.text_factory = bytes
         try:
-            for b in buckets:
-                lo = b << BUCKET_BITS
-                row = self.sconn.execute(q, (lo, lo + BUCKET_ROWS - 1)).fetchone()
+            for b in ids:
+                lo = b << bits
+                row = self.sconn.execute(q, (lo, lo + rows - 1)).fetchone()
                 if row[0] is not None:
                     out[b] = row[0]
         finally:

@@ -31,19 +31,6 @@ class RejectSink(Protocol):
     def discard(self, table: str) -> None: ...
 
 
-class MemorySink:
-    """Keeps rejections in memory (plan previews and tests); the state database keeps real runs'."""
-
-    def __init__(self) -> None:
-        self.items: list[Rejection] = []
-
-    def add(self, rejection: Rejection) -> None:
-        self.items.append(rejection)
-
-    def discard(self, table: str) -> None:
-        self.items = [r for r in self.items if r.table != table]
-
-
 @dataclass
 class CopyStats:
     read: int = 0
