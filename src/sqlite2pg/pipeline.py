@@ -153,7 +153,8 @@ def run_sync(cfg: Config, opts: SyncOptions, observer: Observer | None = None) -
     if opts.schema:
         cfg = cfg.model_copy(update={"schema_": opts.schema})
     run_id = opts.run_id or new_run_id()
-    sconn = open_source(opts.source)
+    writes_source = any(t.strategy == "triggers" for t in cfg.tables.values())
+    sconn = open_source(opts.source, recover=writes_source)
     catalog = read_catalog(sconn, str(opts.source))
     target = resolve_target(opts.target_url, cfg)
     pg = target.connect()

@@ -45,8 +45,14 @@ def qi(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def open_source(path: str | Path, *, busy_timeout_ms: int = 30_000) -> sqlite3.Connection:
-    """Open the source read-only, with a clear error for a missing, empty or non-SQLite file."""
+def open_source(
+    path: str | Path, *, busy_timeout_ms: int = 30_000, recover: bool = False
+) -> sqlite3.Connection:
+    """Open the source read-only, with a clear error for a missing, empty or non-SQLite file.
+
+    A writer that died mid-transaction leaves a hot journal that only a writable connection can
+    roll back. With ``recover`` (the user allowed writes to the source: the triggers strategy)
+    it is rolled back here, as the application's next open would; otherwise the error says so."""
     p = Path(path)
     if not p.exists():
         raise SourceError(f"source file {p} does not exist", "check the path given as --source")
@@ -72,11 +78,28 @@ def open_source(path: str | Path, *, busy_timeout_ms: int = 30_000) -> sqlite3.C
         conn.execute("PRAGMA query_only = 1")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
+        if "readonly database" in str(exc):
+            if recover:
+                _roll_back_hot_journal(p)
+                return open_source(p, busy_timeout_ms=busy_timeout_ms)
+            raise SourceError(
+                f"source file {p} has an unfinished transaction from a writer that stopped "
+                "(a hot journal) that a read-only reader cannot roll back",
+                "open it once with the application or `sqlite3 FILE 'PRAGMA quick_check'`",
+            ) from exc
         raise SourceError(
             f"source file {p} cannot be read as SQLite: {exc}",
             "the file may be corrupt; try `sqlite3 FILE 'PRAGMA integrity_check'`",
         ) from exc
     return conn
+
+
+def _roll_back_hot_journal(p: Path) -> None:
+    conn = sqlite3.connect(str(p), isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    finally:
+        conn.close()
 
 
 @contextmanager
