@@ -118,7 +118,7 @@ def _needs_check(t: TablePlan, c: ColumnPlan) -> bool:
     if prof is None or prof.dirty:
         return True
     # SQLite lets NULL into a non-INTEGER PRIMARY KEY of a rowid table; PostgreSQL cannot.
-    return c.notnull and prof.nulls > 0
+    return c.notnull and (prof.nulls is None or prof.nulls > 0)
 
 
 def _batches(

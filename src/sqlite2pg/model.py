@@ -101,7 +101,7 @@ class SourceCatalog:
 class ColumnProfile:
     """What one scan of the source learned about a column's stored values."""
 
-    nulls: int = 0
+    nulls: int | None = 0  # None: not counted (the quick profile of a nullable column)
     integers: int = 0
     reals: int = 0
     texts: int = 0

@@ -31,7 +31,7 @@ from .model import (
 from .naming import apply_policy, generated_name, too_long
 from .source import corrupt_source, qi
 from .sqlite_sql import Token, Translator, Untranslatable, quote_ident, tokenize
-from .typemap import TypeOptions, candidate_type, decide, profile_query
+from .typemap import TypeOptions, candidate_type, decide, profile_query, unusual_query
 
 Profiler = Callable[[str], tuple[object, ...]]
 MAX_COLUMNS = 1600  # PostgreSQL's limit; SQLite allows 2000 by default
@@ -215,7 +215,9 @@ def _plan_table(
         ranges = {t.rowid_alias} if t.rowid_alias else set()
         if opts.int32:
             ranges |= {c for c, (cand, _) in cands.items() if cand and cand.kind == "bigint"}
-        count, profiles = _profile(conn, t, list(cands.items()), frozenset(ranges))
+        count, profiles = _quick_profile(conn, t, cands, ranges) or _profile(
+            conn, t, list(cands.items()), frozenset(ranges)
+        )
 
     def resolve_col(ident: str) -> str | None:
         for src, dst in col_names.items():
@@ -336,6 +338,62 @@ def _profile(
         count, part = query.parse(tuple(row))
         profiles.update(part)
     return count, profiles
+
+
+def _quick_profile(
+    conn: sqlite3.Connection,
+    t: SourceTable,
+    cands: dict[str, tuple[PgType | None, str]],
+    ranges: set[str],
+) -> tuple[int, dict[str, ColumnProfile]] | None:
+    """The profile of a clean table without aggregating every column (about half the cost of
+    :func:`_profile`): one EXISTS scan for unusual values, the row count, and the identity's
+    range from the b-tree. None when it cannot tell (a column typed from its values, a range
+    needed from an ordinary column, or any unusual value): then the full profile runs.
+
+    The NULL count of a nullable column is not learned here (``nulls=None``)."""
+    typed = [(c, cand) for c, (cand, _) in cands.items() if cand is not None]
+    if len(typed) != len(cands) or len(typed) > PROFILE_CHUNK or ranges - {t.rowid_alias}:
+        return None
+    notnull = {c.name for c in t.columns if c.notnull or c.pk_position}
+    query = unusual_query(qi(t.name), [(c, cand, c in notnull) for c, cand in typed])
+    try:
+        if conn.execute(query).fetchone()[0]:
+            return None
+        count = _row_count(conn, t.name)
+        bounds: tuple[object, object] = (None, None)
+        if t.rowid_alias:  # two queries: min() or max() alone is read from the b-tree
+            alias = qi(t.rowid_alias)
+            lo = conn.execute(f"SELECT min({alias}) FROM {qi(t.name)}").fetchone()[0]
+            hi = conn.execute(f"SELECT max({alias}) FROM {qi(t.name)}").fetchone()[0]
+            bounds = (lo, hi)
+    except sqlite3.DatabaseError as exc:
+        error = corrupt_source(exc, f"table {t.name!r}", conn)
+        if error is None:
+            raise
+        raise error from exc
+    profiles = {}
+    for c, _ in typed:
+        is_alias = c == t.rowid_alias
+        profiles[c] = ColumnProfile(
+            nulls=0 if c in notnull else None,
+            int_min=_opt_int(bounds[0]) if is_alias else None,
+            int_max=_opt_int(bounds[1]) if is_alias else None,
+        )
+    return count, profiles
+
+
+def _row_count(conn: sqlite3.Connection, table: str) -> int:
+    """count(*), which SQLite reads from the smallest index; an index in a collation that only
+    the application registers cannot be opened here, and then the table itself is counted."""
+    try:
+        return int(conn.execute(f"SELECT count(*) FROM {qi(table)}").fetchone()[0])
+    except sqlite3.OperationalError:
+        return int(conn.execute(f"SELECT count(*) FROM {qi(table)} NOT INDEXED").fetchone()[0])
+
+
+def _opt_int(v: object) -> int | None:
+    return v if isinstance(v, int) else None
 
 
 def _with_dirty(p: ColumnProfile, dirty: int) -> ColumnProfile:

@@ -45,6 +45,15 @@ def qi(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def balanced(items: Sequence[str], op: str) -> str:
+    """Join SQL terms with a binary operator as a balanced tree: a wide table must not build
+    an expression deeper than SQLite allows (1000)."""
+    if len(items) == 1:
+        return items[0]
+    mid = len(items) // 2
+    return f"({balanced(items[:mid], op)} {op} {balanced(items[mid:], op)})"
+
+
 def open_source(
     path: str | Path, *, busy_timeout_ms: int = 30_000, recover: bool = False
 ) -> sqlite3.Connection:

@@ -92,6 +92,18 @@ def dirty_sql(t: PgType, c: str) -> str:
     return f"({c} IS NOT NULL AND coalesce({_dirty_test(t, c)}, 1))"
 
 
+# Kinds whose dirty test is false for NULL and never NULL for a value: in a WHERE clause (where
+# NULL counts as false) they need no guard, which makes the quick profile's scan cheaper.
+_PLAIN_TESTS = frozenset(
+    ("bigint", "integer", "smallint", "double", "numeric", "text", "varchar", "bytea", "boolean")
+)
+
+
+def dirty_where(t: PgType, c: str) -> str:
+    """:func:`dirty_sql` for a WHERE clause."""
+    return f"({_dirty_test(t, c)})" if t.kind in _PLAIN_TESTS else dirty_sql(t, c)
+
+
 def _dirty_test(t: PgType, c: str) -> str:
     k = t.kind
     if k in ("bigint", "integer", "smallint"):
@@ -236,17 +248,57 @@ def profile_query(
         if cand.kind == "varchar":
             add(name, "max_chars", f"max(CASE WHEN typeof({c}) = 'text' THEN length({c}) END)")
         if cand.kind == "numeric" and cand.precision is not None:
-            scale = cand.scale or 0
-            limit = 10 ** (cand.precision - scale)
-            add(
-                name,
-                "texts",  # reused: count of numbers that do not fit numeric(p,s)
-                f"sum(typeof({c}) IN ('integer','real') AND ({c} >= {limit} OR "
-                f"{c} <= -{limit} OR (typeof({c}) = 'real' AND round({c}, {scale}) <> {c})))",
-            )
+            # "texts" reused: the count of numbers that do not fit numeric(p,s)
+            add(name, "texts", f"sum({_numeric_misfit(cand, c)})")
         add(name, "dirty", f"sum({dirty_sql(cand, c)})")
     select = ", ".join(["count(*)", *exprs])
     return ProfileQuery(f"SELECT {select} FROM {table_sql}", layout)
+
+
+def _numeric_misfit(cand: PgType, c: str) -> str:
+    """SQL true for a number that does not fit ``numeric(p,s)`` (``cand`` has a precision).
+
+    A REAL fits when it is the double nearest to a decimal with ``s`` places. Up to 15 digits
+    that is ``round(x * 10^s) / 10^s = x`` (integer rounding and one correctly rounded
+    division, both exact there), twice as fast as ``round(x, s)``, which prints the number."""
+    precision, scale = cand.precision or 0, cand.scale or 0
+    limit = 10 ** (precision - scale)
+    if precision <= 15:
+        unit = 10**scale
+        rounded = f"round({c} * {unit}) / {unit}.0"
+    else:
+        rounded = f"round({c}, {scale})"
+    return (
+        f"(typeof({c}) IN ('integer','real') AND ({c} >= {limit} OR "
+        f"{c} <= -{limit} OR (typeof({c}) = 'real' AND {rounded} <> {c})))"
+    )
+
+
+def unusual_query(table_sql: str, columns: list[tuple[str, PgType, bool]]) -> str:
+    """SQL answering 1 when any row holds a value the quick plan cannot assume away.
+
+    For columns whose type is declared, one EXISTS scan (stopping at the first hit, each row's
+    tests short-circuiting) usually replaces the profile's aggregates: a value is *unusual*
+    when it is dirty for the candidate type, is NULL in a column that must not hold NULL, or
+    would change the type :func:`decide` picks (text longer than varchar(n), a number outside
+    numeric(p,s) or smallint). When no row is unusual the profile is known without counting:
+    nothing dirty, nothing to widen. ``columns``: (name, candidate type, must not be NULL)."""
+    from .source import balanced, qi
+
+    tests: list[str] = []
+    for name, cand, notnull in columns:
+        c = f"({qi(name)} COLLATE BINARY)"
+        tests.append(dirty_where(cand, c))
+        if notnull:
+            tests.append(f"{c} IS NULL")
+        if cand.kind == "smallint":
+            tests.append(f"(typeof({c}) = 'integer' AND ({c} < -32768 OR {c} > 32767))")
+        elif cand.kind == "varchar" and cand.length is not None:
+            tests.append(f"(typeof({c}) = 'text' AND length({c}) > {cand.length})")
+        elif cand.kind == "numeric" and cand.precision is not None:
+            tests.append(_numeric_misfit(cand, c))
+    where = balanced(tests, "OR") if tests else "0"
+    return f"SELECT EXISTS (SELECT 1 FROM {table_sql} WHERE {where})"
 
 
 def decide(
