@@ -394,6 +394,7 @@ def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> KeyDiff:
 
 Agg = list[int]  # [count, sum(first - range start), sum(second key column), ...]; count -1: unknown
 RANGE_ROWS = 512  # about this many rows per key range
+LIST_ROWS = 2 * RANGE_ROWS  # differing ranges this small are compared key by key
 
 
 def _load_ranges(ctx: Context, t: TablePlan) -> tuple[int, int, dict[int, Agg]] | None:
@@ -437,6 +438,18 @@ def _save_ranges(
 Window = tuple[str, tuple[object, ...]]  # an SQL condition on the source and its parameters
 
 
+def _key_bounds(ctx: Context, t: TablePlan) -> tuple[int, int] | None:
+    """Smallest and largest first key column (through its index); None for an empty table."""
+    table, f = qi(t.source.name), qi(pk_source(t)[0])
+    first = ctx.sconn.execute(f"SELECT min({f}) FROM {table}").fetchone()[0]
+    if first is None:
+        return None
+    last = ctx.sconn.execute(f"SELECT max({f}) FROM {table}").fetchone()[0]
+    if not isinstance(first, int) or not isinstance(last, int):
+        raise _NotIntegers
+    return first, last
+
+
 def _source_ranges(
     ctx: Context,
     t: TablePlan,
@@ -444,11 +457,17 @@ def _source_ranges(
     shift: int,
     extra_max: str | None,
     window: Window | None = None,
-    hits: dict[int, int] | None = None,
-) -> tuple[dict[int, Agg], object]:
-    """The source's aggregates per key range: one pass over the key, range by range, skipping
-    gaps; the extra column's maximum on the way, and (into ``hits``) how many rows of each
-    range meet the ``window`` condition."""
+) -> tuple[dict[int, Agg], object, set[Key]]:
+    """The source's aggregates per key range, the extra column's maximum and the keys of the
+    rows meeting ``window``.
+
+    When the key is the rowid, one pass over the table, range by range (skipping gaps), gives
+    all three. Otherwise the key's index answers the aggregates alone (reading the row for
+    the other columns would cost one random lookup per key), and one plain scan of the table
+    gives the maximum and the window's keys."""
+    if (extra_max or window) and not _alias(t):
+        found = _cursor_scan(ctx, t, extra_max, window)
+        return _source_ranges(ctx, t, lo_all, shift, None)[0], *found
     sconn = ctx.sconn
     scols = pk_source(t)
     table, f = qi(t.source.name), qi(scols[0])
@@ -456,20 +475,23 @@ def _source_ranges(
     extra = f", max({qi(extra_max)})" if extra_max else ""
     wparams: tuple[object, ...] = ()
     if window is not None:
-        extra += f", sum(CASE WHEN {window[0]} THEN 1 ELSE 0 END)"
+        extra += f", group_concat(CASE WHEN {window[0]} THEN {f} END)"
         wparams = window[1]
     others = "".join(f", sum({qi(c)})" for c in scols[1:])
     q = f"SELECT count(*), sum({f} - ?){others}{extra} FROM {table} WHERE {f} BETWEEN ? AND ?"
     nxt = f"SELECT min({f}) FROM {table} WHERE {f} > ?"
-    first = sconn.execute(f"SELECT min({f}) FROM {table}").fetchone()[0]
     out: dict[int, Agg] = {}
     top: object = None
-    if first is None:
-        return out, top
-    last = sconn.execute(f"SELECT max({f}) FROM {table}").fetchone()[0]
-    if not isinstance(first, int) or not isinstance(last, int):
-        raise _NotIntegers
+    wkeys: set[Key] = set()
+    bounds = _key_bounds(ctx, t)
+    if bounds is None:
+        return out, top, wkeys
+    first, last = bounds
     n_aggs = len(scols)
+    if shift == 0 and n_aggs > 1 and not extra:
+        grouped = _grouped_ranges(ctx, t, lo_all)
+        if grouped is not None:
+            return grouped, top, wkeys
     r = (first - lo_all) >> shift
     while True:
         lo = lo_all + (r << shift)
@@ -493,14 +515,53 @@ def _source_ranges(
             r = (int(following) - lo_all) >> shift
             continue
         out[r] = agg
-        if window is not None and hits is not None and row[-1]:
-            hits[r] = int(row[-1])
+        if window is not None and row[-1]:
+            wkeys.update((int(k),) for k in str(row[-1]).split(","))
         if extra_max:
             m = row[1 + n_aggs]
             if m is not None and (top is None or _sqlite_gt(m, top)):
                 top = m
         r += 1
-    return out, top
+    return out, top, wkeys
+
+
+def _grouped_ranges(ctx: Context, t: TablePlan, lo_all: int) -> dict[int, Agg] | None:
+    """Ranges of a single first-column value (a composite key with many rows per value): one
+    query grouped by that column, in the order of the key's index (no sorting)."""
+    scols = pk_source(t)
+    f = qi(scols[0])
+    others = "".join(f", sum({qi(c)})" for c in scols[1:])
+    try:
+        rows = ctx.sconn.execute(
+            f"SELECT {f}, count(*){others} FROM {qi(t.source.name)} GROUP BY {f}"
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return None  # sum() overflow: range by range, marking what cannot be summed
+    out: dict[int, Agg] = {}
+    for v, n, *sums in rows:
+        if not isinstance(v, int):
+            return None
+        out[v - lo_all] = [int(n), 0, *(int(x or 0) for x in sums)]
+    return out
+
+
+def _cursor_scan(
+    ctx: Context, t: TablePlan, extra_max: str | None, window: Window | None
+) -> tuple[object, set[Key]]:
+    """One pass over the table: the maximum of ``extra_max`` and the keys meeting ``window``."""
+    parts = [f"max({qi(extra_max)})" if extra_max else "NULL"]
+    params: tuple[object, ...] = ()
+    if window is not None:
+        cols = ", ".join(qi(c) for c in pk_source(t))
+        parts.append(f"group_concat(CASE WHEN {window[0]} THEN json_array({cols}) END)")
+        params = window[1]
+    row = ctx.sconn.execute(f"SELECT {', '.join(parts)} FROM {qi(t.source.name)}", params)
+    top, *found = row.fetchone()
+    if not found or found[0] is None:
+        return top, set()
+    if not isinstance(found[0], str) and window is not None:  # not UTF-8: read them as rows
+        return top, _window_keys(ctx, t, window)
+    return top, {tuple(k) for k in json.loads("[" + found[0] + "]")}
 
 
 class _NotIntegers(Exception):
@@ -569,46 +630,34 @@ def _int_key_diff(
     else:
         lo_all, shift = _layout(ctx, t)
         tagg = _target_ranges(ctx, t, lo_all, shift)
-    hits: dict[int, int] = {}
+    n_aggs = len(pk_source(t))
     try:
-        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max, window, hits)
+        if _alias(t) and window is not None:  # the window's rows come with the ranges' pass
+            sagg, top, wkeys = _source_ranges(ctx, t, lo_all, shift, extra_max, window)
+            upserts.update(wkeys)
+            u_new = _absent_in_target(ctx, t, upserts)
+            expected = _expected(tagg, u_new, lo_all, shift, n_aggs)
+        else:
+            top, wkeys = _cursor_scan(ctx, t, extra_max, window)
+            upserts.update(wkeys)
+            u_new = _absent_in_target(ctx, t, upserts)
+            expected = _expected(tagg, u_new, lo_all, shift, n_aggs)
+            if kept is not None and _totals_match(ctx, t, lo_all, shift, expected):
+                sagg = {r: a for r, a in expected.items() if a[0]}  # no key went missing
+            else:
+                sagg = _source_ranges(ctx, t, lo_all, shift, None)[0]
     except _NotIntegers:
         if window is not None:
             upserts.update(_window_keys(ctx, t, window))
         diff = _shipped_key_diff(ctx, t, upserts)
+        diff.extra_max = _cursor_scan(ctx, t, extra_max, None)[0]
         return diff
     if kept is not None and len(sagg) > 4 * (sum(a[0] for a in sagg.values()) // RANGE_ROWS) + 1024:
         # the keys moved far from the kept layout: start a new one (state from PostgreSQL)
         lo_all, shift = _layout(ctx, t)
         tagg = _target_ranges(ctx, t, lo_all, shift)
-        hits = {}
-        sagg, top = _source_ranges(ctx, t, lo_all, shift, extra_max, window, hits)
-    if window is not None and hits:
-        # the rows meeting the window, read range by range through the key's index
-        f = qi(pk_source(t)[0])
-        cols = ", ".join(qi(c) for c in pk_source(t))
-        width = 1 << shift
-        for r in sorted(hits):
-            lo = lo_all + (r << shift)
-            for row in ctx.sconn.execute(
-                f"SELECT {cols} FROM {qi(t.source.name)} WHERE {f} BETWEEN ? AND ? "
-                f"AND ({window[0]})",
-                (lo, min(lo + width - 1, MAX_KEY), *window[1]),
-            ):
-                upserts.add(tuple(row))
-    n_aggs = len(pk_source(t))
-    expected = {r: list(a) for r, a in tagg.items()}
-    u_new = _absent_in_target(ctx, t, upserts)
-    for k in u_new:  # copied anyway: counts as already there
-        v0 = int(k[0])  # type: ignore[call-overload]
-        r = (v0 - lo_all) >> shift
-        agg = expected.setdefault(r, [0] * (1 + n_aggs))
-        if agg[0] < 0:
-            continue
-        agg[0] += 1
-        agg[1] += v0 - (lo_all + (r << shift))
-        for j, v in enumerate(k[1:]):
-            agg[2 + j] += int(v)  # type: ignore[call-overload]
+        sagg = _source_ranges(ctx, t, lo_all, shift, None)[0]
+        expected = _expected(tagg, u_new, lo_all, shift, n_aggs)
     zero = [0] * (1 + n_aggs)
     candidates: dict[int, Key] = {}
     listed: list[int] = []
@@ -637,11 +686,19 @@ def _int_key_diff(
     missing: list[Key] = []
     if listed:
         width = 1 << shift
-        boxes = []
+        small: list[Box] = []  # listed key by key: cheaper than a bisection's round trips
+        large: list[Box] = []
         for r in sorted(set(listed)):
             lo = lo_all + (r << shift)
-            boxes.append(Box(lo, min(lo + width - 1, MAX_KEY)))
-        d, m = _bisect(ctx, t, boxes, u_new, upserts)
+            box = Box(lo, min(lo + width - 1, MAX_KEY))
+            sa, ta = sagg.get(r, zero), expected.get(r, zero)
+            fits = 0 <= sa[0] <= LIST_ROWS and 0 <= ta[0] <= LIST_ROWS
+            (small if fits else large).append(box)
+        for i in range(0, len(small), 500):
+            d, m = _list_boxes(ctx, t, small[i : i + 500], upserts)
+            deleted.extend(d)
+            missing.extend(m)
+        d, m = _bisect(ctx, t, large, u_new, upserts)
         deleted.extend(d)
         missing.extend(m)
     rows = sum(a[0] for a in sagg.values() if a[0] > 0)
@@ -654,13 +711,49 @@ def _int_key_diff(
     return KeyDiff(deleted, missing, source_rows=rows, extra_max=top, save=save)
 
 
-def _all_source_keys(sconn: sqlite3.Connection, t: TablePlan, upserts: set[Key]) -> list[Key]:
-    cols = ", ".join(qi(c) for c in pk_source(t))
-    return [
-        tuple(r)
-        for r in sconn.execute(f"SELECT {cols} FROM {qi(t.source.name)}")
-        if tuple(r) not in upserts
-    ]
+def _expected(
+    tagg: dict[int, Agg], u_new: list[Key], lo_all: int, shift: int, n_aggs: int
+) -> dict[int, Agg]:
+    """The target's aggregates with the keys this run copies anyway counted in."""
+    expected = {r: list(a) for r, a in tagg.items()}
+    for k in u_new:
+        v0 = int(k[0])  # type: ignore[call-overload]
+        r = (v0 - lo_all) >> shift
+        agg = expected.setdefault(r, [0] * (1 + n_aggs))
+        if agg[0] < 0:
+            continue
+        agg[0] += 1
+        agg[1] += v0 - (lo_all + (r << shift))
+        for j, v in enumerate(k[1:]):
+            agg[2 + j] += int(v)  # type: ignore[call-overload]
+    return expected
+
+
+def _totals_match(
+    ctx: Context, t: TablePlan, lo_all: int, shift: int, expected: dict[int, Agg]
+) -> bool:
+    """The cheap check first: the whole table's count and key sums, read from the smallest
+    index that holds the key, equal the expected ones (so no range can differ but by keys
+    that cancel out, which takes rows the cursor did not select)."""
+    if any(a[0] < 0 for a in expected.values()):
+        return False
+    scols = pk_source(t)
+    want = [0] * (1 + len(scols))
+    for r, a in expected.items():
+        want[0] += a[0]
+        want[1] += a[1] + a[0] * (r << shift)
+        for j in range(2, len(a)):
+            want[j] += a[j]
+    others = "".join(f", sum({qi(c)})" for c in scols[1:])
+    try:
+        row = ctx.sconn.execute(
+            f"SELECT count(*), sum({qi(scols[0])} - ?){others} FROM {qi(t.source.name)}",
+            (lo_all,),
+        ).fetchone()
+        have = [int(v or 0) for v in row]
+    except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
+        return False
+    return have == want
 
 
 def _absent_in_target(ctx: Context, t: TablePlan, keys: set[Key]) -> list[Key]:
@@ -1251,7 +1344,7 @@ class _CursorStrategy:
             with lenient_text(ctx.sconn):
                 lo, shift = _layout(ctx, t)
                 try:
-                    sagg, top = _source_ranges(ctx, t, lo, shift, self.extra_max(t))
+                    sagg, top, _ = _source_ranges(ctx, t, lo, shift, self.extra_max(t))
                 except _NotIntegers:
                     sagg = None
             if sagg is not None:
