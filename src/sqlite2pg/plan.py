@@ -8,7 +8,9 @@ warning here, before anything is written.
 from __future__ import annotations
 
 import math
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
 
 from .config import Config, TableConfig
@@ -29,7 +31,7 @@ from .model import (
     ViewPlan,
 )
 from .naming import apply_policy, generated_name, too_long
-from .source import corrupt_source, qi
+from .source import corrupt_source, qi, twin
 from .sqlite_sql import Token, Translator, Untranslatable, quote_ident, tokenize
 from .typemap import TypeOptions, candidate_type, decide, profile_query, unusual_query
 
@@ -112,20 +114,24 @@ def build_plan(
         generated_name(table_names[t.name], suffix="pkey") for t in tables if t.primary_key
     }
     columns_of = {t.name: {c.name for c in t.columns} for t in catalog.tables}
-    for t in tables:
-        plans.append(
-            _plan_table(
-                conn,
-                t,
-                cfg,
-                opts,
-                table_names,
-                relation_names,
-                columns_of,
-                warnings,
-                (known or {}).get(t.name),
-            )
+
+    def plan_one(c: sqlite3.Connection, t: SourceTable, table_warnings: list[str]) -> TablePlan:
+        return _plan_table(
+            c,
+            t,
+            cfg,
+            opts,
+            table_names,
+            relation_names,
+            columns_of,
+            table_warnings,
+            (known or {}).get(t.name),
         )
+
+    with twin(conn) as other:
+        for plan, table_warnings in _plan_tables(conn, other, tables, plan_one):
+            plans.append(plan)
+            warnings.extend(table_warnings)
     views = _plan_views(catalog, cfg, table_names, {p.source.name: p for p in plans}, warnings)
     needs_nocase = any(c.collation == "nocase" for p in plans for c in p.columns) or any(
         'COLLATE "nocase"' in i.sql for p in plans for i in p.indexes
@@ -139,6 +145,62 @@ def build_plan(
         warnings=tuple(warnings),
         needs_nocase=needs_nocase,
     )
+
+
+PlanOne = Callable[[sqlite3.Connection, SourceTable, list[str]], TablePlan]
+
+
+def _plan_tables(
+    conn: sqlite3.Connection,
+    other: sqlite3.Connection | None,
+    tables: list[SourceTable],
+    plan_one: PlanOne,
+) -> list[tuple[TablePlan, list[str]]]:
+    """Plan every table (each profile is a scan), on two connections at once when a twin in
+    the same snapshot exists: SQLite releases the GIL while it scans. Results, warnings and
+    the first error come in table order, as if planned one by one."""
+    if other is None:
+        out = []
+        for t in tables:
+            table_warnings: list[str] = []
+            out.append((plan_one(conn, t, table_warnings), table_warnings))
+        return out
+    todo: queue.Queue[int] = queue.Queue()
+    for i in sorted(range(len(tables)), key=lambda i: -_size_hint(conn, tables[i])):
+        todo.put(i)
+    done: dict[int, tuple[TablePlan, list[str]] | BaseException] = {}
+
+    def work(c: sqlite3.Connection) -> None:
+        while True:
+            try:
+                i = todo.get_nowait()
+            except queue.Empty:
+                return
+            table_warnings: list[str] = []
+            try:
+                done[i] = (plan_one(c, tables[i], table_warnings), table_warnings)
+            except BaseException as exc:  # re-raised below, in table order
+                done[i] = exc
+
+    helper = threading.Thread(target=work, args=(other,), name="sqlite2pg-plan", daemon=True)
+    helper.start()
+    work(conn)
+    helper.join()
+    out = []
+    for i in range(len(tables)):
+        result = done[i]
+        if isinstance(result, BaseException):
+            raise result
+        out.append(result)
+    return out
+
+
+def _size_hint(conn: sqlite3.Connection, t: SourceTable) -> int:
+    """The largest rowid (read from the b-tree): big tables are planned first."""
+    if t.without_rowid:
+        return 0
+    value = conn.execute(f"SELECT max(rowid) FROM {qi(t.name)}").fetchone()[0]
+    return value if isinstance(value, int) else 0
 
 
 def _table_name(name: str, cfg: Config) -> str:

@@ -6,6 +6,7 @@ read transaction: in WAL mode that is a snapshot that does not block the applica
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -82,10 +83,15 @@ def open_source(
         )
     uri = f"file:{quote(str(p.resolve()))}?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        before = _file_id(p)
+        conn = sqlite3.connect(
+            uri, uri=True, isolation_level=None, check_same_thread=False, factory=SourceConnection
+        )
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
         conn.execute("PRAGMA query_only = 1")
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if _file_id(p) == before:  # else replaced while opening: no twin (see twin())
+            conn.opened = before
     except sqlite3.DatabaseError as exc:
         if "readonly database" in str(exc):
             if recover:
@@ -101,6 +107,61 @@ def open_source(
             "the file may be corrupt; try `sqlite3 FILE 'PRAGMA integrity_check'`",
         ) from exc
     return conn
+
+
+class SourceConnection(sqlite3.Connection):
+    """A source connection that knows which file (device, inode) it opened, if sure."""
+
+    opened: tuple[int, int] | None = None
+
+
+def _file_id(p: Path) -> tuple[int, int]:
+    st = os.stat(p)
+    return st.st_dev, st.st_ino
+
+
+@contextmanager
+def twin(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection | None]:
+    """A second read-only connection that sees exactly ``conn``'s snapshot, or None.
+
+    Only for a rollback-journal database: while ``conn``'s read transaction holds its SHARED
+    lock no writer can commit, so a read transaction begun meanwhile on the same file sees the
+    same database. In WAL mode writers commit while readers read, and Python's sqlite3 cannot
+    share a WAL snapshot between connections: no twin. Use inside ``snapshot(conn)``."""
+    other = _open_twin(conn)
+    try:
+        yield other
+    finally:
+        if other is not None:
+            other.close()
+
+
+def _open_twin(conn: sqlite3.Connection) -> sqlite3.Connection | None:
+    opened = getattr(conn, "opened", None)
+    if opened is None or not conn.in_transaction:
+        return None
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+        return None
+    path = Path(next(str(r[2]) for r in conn.execute("PRAGMA database_list") if r[1] == "main"))
+    other: sqlite3.Connection | None = None
+    try:
+        other = sqlite3.connect(
+            f"file:{quote(str(path))}?mode=ro", uri=True, isolation_level=None,
+            check_same_thread=False, timeout=0,
+        )  # fmt: skip
+        other.execute("PRAGMA query_only = 1")
+        other.execute("BEGIN")
+        version = other.execute("PRAGMA schema_version").fetchone()[0]
+        if (
+            _file_id(path) == opened
+            and version == conn.execute("PRAGMA schema_version").fetchone()[0]
+        ):
+            return other
+    except (sqlite3.Error, OSError):
+        pass  # busy (a writer waits to commit), gone, unreadable: work on one connection
+    if other is not None:
+        other.close()
+    return None
 
 
 def _roll_back_hot_journal(p: Path) -> None:
