@@ -23,7 +23,7 @@ import struct
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 
-from .source import qi
+from .source import balanced, qi
 
 BUCKET_BITS = 6  # a bucket (one row of state in the target): 64 rowids
 BUCKET_ROWS = 1 << BUCKET_BITS
@@ -84,15 +84,6 @@ def realish(declared: str) -> bool:
     return any(k in d for k in ("REAL", "FLOA", "DOUB", "NUM", "DEC"))
 
 
-def _balanced(items: Sequence[str], op: str) -> str:
-    """Join SQL terms with a binary operator as a balanced tree: a wide table must not build
-    an expression deeper than SQLite allows (1000)."""
-    if len(items) == 1:
-        return items[0]
-    mid = len(items) // 2
-    return f"({_balanced(items[:mid], op)} {op} {_balanced(items[mid:], op)})"
-
-
 def _json(args: Sequence[str]) -> str:
     """json_array over any number of arguments (SQLite allows 127 per call): nested in 100s."""
     if len(args) <= 100:
@@ -118,8 +109,8 @@ def row_text_expr(columns: Sequence[str], real_columns: Sequence[str] = ()) -> s
     others = [c for c in columns if c not in real_columns]
     if not others:
         return inner
-    odd = _balanced([f"typeof({qi(c)}) IN ('real', 'blob')" for c in others], "OR")
-    fallback = _balanced([exact(c) for c in columns], "|| ',' ||")
+    odd = balanced([f"typeof({qi(c)}) IN ('real', 'blob')" for c in others], "OR")
+    fallback = balanced([exact(c) for c in columns], "|| ',' ||")
     return f"iif({odd}, {fallback}, {inner})"
 
 
