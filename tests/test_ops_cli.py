@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import sqlite2pg.api as api
 from conftest import make_db
 
 
@@ -90,3 +91,41 @@ def test_status_is_unhealthy_before_any_run_and_healthy_after(tmp_path: Path, pg
     )
     assert stale.returncode == 1
     assert "hours old" in stale.stdout
+
+
+def test_a_lost_state_database_is_rebuilt_from_the_target(tmp_path: Path, pg_url: str) -> None:
+    import json
+    import sqlite3
+
+    db = make_db(
+        tmp_path / "app.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);",
+        {"t": [(1, "a"), (2, "b"), (3, "c")]},
+    )
+    cfg = tmp_path / "job.yml"
+    cfg.write_text(f"source: {db}\nverify: off\nstate: {tmp_path / 'state.db'}\n")
+    assert _run(["sync", "-c", str(cfg), "--target", pg_url], tmp_path).returncode == 0
+    with sqlite3.connect(db) as app:
+        app.execute("DELETE FROM t WHERE id = 3")
+        app.execute("INSERT INTO t VALUES (4, 'd')")
+    assert _run(["sync", "-c", str(cfg), "--target", pg_url], tmp_path).returncode == 0
+    for f in tmp_path.glob("state.db*"):
+        f.unlink()  # the disk the history lived on was replaced
+
+    status = _run(["status", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert '"healthy": true' in status.stdout
+    history = _run(["history", "-c", str(cfg), "--json"], tmp_path)
+    runs = json.loads(history.stdout)
+    assert len(runs) == 2, history.stdout
+    newest = runs[0]
+    assert (newest["status"], newest["inserted"], newest["deleted"]) == ("ok", 1, 1)
+    summary = api.history(config=cfg)[0].summary or {}
+    assert summary["mode"] == "incremental" and summary["restored_from_target"] is True
+
+    for f in tmp_path.glob("state.db*"):
+        f.unlink()
+    sync = _run(["sync", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
+    assert sync.returncode == 0, sync.stderr
+    assert "2 earlier run(s) restored" in sync.stdout
+    assert len(json.loads(_run(["history", "-c", str(cfg), "--json"], tmp_path).stdout)) == 3

@@ -408,16 +408,10 @@ def status(
     cfg = load(config)
     problems: list[str] = []
     path = state_path(cfg, state)
-    last: RunRecord | None = None
-    if path.exists():
-        db = StateDB(path)
-        try:
-            last = next((r for r in db.runs(limit=50) if r.command == "sync"), None)
-        finally:
-            db.close()
     tables: list[dict[str, Any]] = []
     if target or cfg.target.url or cfg.target.host or cfg.source:
-        conn = resolve_target(target, cfg).connect()
+        resolved = resolve_target(target, cfg)
+        conn = resolved.connect()
         try:
             with conn.cursor() as cur:
                 for t in syncstate.load(cur, cfg.schema_).values():
@@ -430,8 +424,25 @@ def status(
                             "run_id": t.run_id,
                         }
                     )
+                if tables:  # a lost local history is rebuilt from the target's
+                    db = StateDB(path)
+                    try:
+                        if not db.knows(resolved.display, cfg.schema_):
+                            db.restore(
+                                syncstate.load_runs(cur, cfg.schema_),
+                                str(cfg.source or ""), resolved.display, cfg.schema_,
+                            )  # fmt: skip
+                    finally:
+                        db.close()
         finally:
             conn.close()
+    last: RunRecord | None = None
+    if path.exists():
+        db = StateDB(path)
+        try:
+            last = next((r for r in db.runs(limit=50) if r.command == "sync"), None)
+        finally:
+            db.close()
     if last is None:
         problems.append("no sync has run yet")
     else:

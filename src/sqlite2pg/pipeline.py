@@ -174,6 +174,17 @@ def run_sync(cfg: Config, opts: SyncOptions, observer: Observer | None = None) -
     try:
         with pg.cursor() as cur:
             existing = syncstate.load(cur, cfg.schema_)
+            if existing and not state.knows(target.display, cfg.schema_):
+                restored = state.restore(
+                    syncstate.load_runs(cur, cfg.schema_),
+                    str(opts.source), target.display, cfg.schema_,
+                )  # fmt: skip
+                if restored:
+                    report.warnings.append(
+                        f"the local state database had no history of this target: {restored} "
+                        "earlier run(s) restored from the target's sqlite2pg.runs (counts only, "
+                        "not rejected rows' details)"
+                    )
         pg.rollback()
         incremental = bool(existing) and not opts.full
         # strategy `triggers` (opt-in): change log installed before the snapshot is taken

@@ -17,6 +17,7 @@ from typing import Any
 
 from .errors import InputError
 from .model import Rejection, TableResult
+from .syncstate import PastRun
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -171,6 +172,50 @@ class StateDB:
             RunRecord(*r[:9], summary=json.loads(r[9]) if r[9] else None)  # type: ignore[misc]
             for r in rows
         ]
+
+    def knows(self, target: str, schema: str) -> bool:
+        """Whether any finished run into this target and schema is recorded here."""
+        row = self.conn.execute(
+            "SELECT 1 FROM runs WHERE target = ? AND schema_name = ? AND status <> 'running' "
+            "LIMIT 1",
+            (target, schema),
+        ).fetchone()
+        return row is not None
+
+    def restore(self, runs: list[PastRun], source: str, target: str, schema: str) -> int:
+        """Rebuild the history of a target from the runs it committed (a lost or new state
+        database). The per-table counts come back; rejected rows' details do not (they were
+        only ever kept here). Returns how many runs were added."""
+        added = 0
+        self.conn.execute("BEGIN")
+        for r in runs:
+            tables = r.summary.get("tables") or {}
+            totals = {
+                k: sum(int(t.get(k) or 0) for t in tables.values())
+                for k in ("inserted", "updated", "deleted", "rejected")
+            }
+            summary = {
+                "run_id": r.run_id, "command": r.command, "mode": r.mode, "status": r.status,
+                "started_at": r.started_at, "finished_at": r.finished_at, "tables": tables,
+                "totals": totals, "restored_from_target": True,
+            }  # fmt: skip
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO runs (run_id, command, source, target, schema_name, "
+                "started_at, finished_at, status, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    r.run_id, r.command, source, target, schema, r.started_at, r.finished_at,
+                    r.status, json.dumps(summary, default=str),
+                ),
+            )  # fmt: skip
+            if cur.rowcount:
+                added += 1
+                for name, stats in tables.items():
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO table_runs VALUES (?, ?, ?)",
+                        (r.run_id, name, json.dumps(stats, default=str)),
+                    )
+        self.conn.execute("COMMIT")
+        return added
 
     def run(self, run_id: str) -> RunRecord | None:
         for r in self.runs(limit=1_000_000):

@@ -127,6 +127,40 @@ def save_run(
     )
 
 
+@dataclass(frozen=True)
+class PastRun:
+    """A run as the target remembers it (the local history is rebuilt from these)."""
+
+    run_id: str
+    command: str
+    mode: str
+    status: str
+    started_at: str
+    finished_at: str
+    summary: dict[str, Any]
+
+
+def load_runs(cur: psycopg.Cursor[Any], schema: str) -> list[PastRun]:
+    """Every run committed into ``schema``, oldest first."""
+    cur.execute(
+        "SELECT run_id, command, mode, status, started_at, finished_at, summary "
+        f"FROM {STATE_SCHEMA}.runs WHERE target_schema = %s ORDER BY started_at, finished_at",
+        (schema,),
+    )
+    return [
+        PastRun(
+            str(r[0]),
+            str(r[1]),
+            str(r[2]),
+            str(r[3]),
+            r[4].isoformat(timespec="seconds"),
+            r[5].isoformat(timespec="seconds"),
+            r[6] if isinstance(r[6], dict) else {},
+        )
+        for r in cur.fetchall()
+    ]
+
+
 def forget_table(cur: psycopg.Cursor[Any], schema: str, source_table: str) -> None:
     cur.execute(
         f"DELETE FROM {STATE_SCHEMA}.synced_tables WHERE target_schema = %s AND source_table = %s",
