@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 from sqlite2pg.config import Config
-from sqlite2pg.hashing import BucketReader
 from sqlite2pg.plan import build_plan
 from sqlite2pg.source import open_source, read_catalog, snapshot, twin
 
@@ -105,27 +104,3 @@ def test_plans_made_on_two_connections_equal_plans_made_on_one(tmp_path: Path) -
     assert parallel == serial
     types = {t.source.name: [c.type.sql for c in t.columns] for t in parallel.tables}
     assert types["t3"][1] == "text" and types["t4"][2] == "numeric"
-
-
-def test_fingerprints_read_on_two_connections_equal_those_read_on_one(tmp_path: Path) -> None:
-    path = tmp_path / "h.db"
-    conn = sqlite3.connect(path)
-    conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, r REAL)")
-    rowids = [*range(1, 9000), *range(50_000, 50_100), 10**12, 2**63 - 2, 2**63 - 1]
-    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", [(i, f"v{i % 97}", i / 7) for i in rowids])
-    conn.commit()
-    conn.close()
-
-    def buckets(single: bool) -> list[tuple[object, ...]]:
-        src = open_source(path)
-        if single:
-            src.opened = None  # type: ignore[attr-defined]  # no twin
-        with snapshot(src):
-            with twin(src) as other:
-                assert (other is None) == single
-            reader = BucketReader(src, "t", ["id", "v", "r"], ["id"], ["r"])
-            return [(b.bucket, b.h, b.n, b.subs, b.keys) for b in reader.hashes(with_keys=True)]
-
-    both = buckets(single=False)
-    assert both == buckets(single=True)
-    assert sum(int(b[2]) for b in both) == len(rowids)  # type: ignore[call-overload]

@@ -20,12 +20,10 @@ import hashlib
 import re
 import sqlite3
 import struct
-from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from .source import balanced, qi, twin
+from .source import balanced, qi
 
 BUCKET_BITS = 6  # a bucket (one row of state in the target): 64 rowids
 BUCKET_ROWS = 1 << BUCKET_BITS
@@ -64,7 +62,6 @@ def unpack_subs(data: bytes | None) -> tuple[tuple[int, ...], tuple[int, ...]] |
 
 CHUNK_BUCKETS = 64  # buckets per query (measured: per-query overhead is ~20% at one bucket)
 KEY_SEP = b"\x1e"  # between the key texts of a bucket
-Row = tuple[Any, ...]
 
 
 def h64(data: bytes) -> int:
@@ -193,10 +190,6 @@ def key_texts(sconn: sqlite3.Connection, keys: Sequence[Sequence[object]]) -> li
     return out
 
 
-def _fetch(conn: sqlite3.Connection, q: str, lo: int, hi: int) -> list[Row]:
-    return conn.execute(q, (lo, hi)).fetchall()
-
-
 class BucketReader:
     """Bucket fingerprints of one rowid table, read inside the caller's snapshot."""
 
@@ -241,59 +234,46 @@ class BucketReader:
             f"WHERE rowid BETWEEN ? AND ? ORDER BY rowid) GROUP BY 1"
         )
         nxt = f"SELECT min(rowid) FROM {self.table} WHERE rowid > ?"
+        span = BUCKET_ROWS * CHUNK_BUCKETS
         old = self.sconn.text_factory
         self.sconn.text_factory = bytes
         per = 1 << (BUCKET_BITS - SUB_BITS)
         try:
+            execute = self.sconn.execute
+            lo = (bounds[0] >> BUCKET_BITS) << BUCKET_BITS
+            last = bounds[1]
             current = None
             subs = [0] * per
             counts = [0] * per
             klist: list[bytes] = []
-            for row in self._rows(q, nxt, bounds):
-                sub = int(row[0])
-                bucket = sub >> (BUCKET_BITS - SUB_BITS)
-                if bucket != current:
-                    if current is not None:
-                        yield _bucket(current, subs, counts, klist, with_keys)
-                    current, subs, counts, klist = bucket, [0] * per, [0] * per, []
-                subs[sub & (per - 1)] = h64(row[1])
-                counts[sub & (per - 1)] = int(row[2])
-                if with_keys:
-                    klist.append(row[3])
+            while lo <= last:
+                hi = min(lo + span - 1, MAX_ROWID)
+                found = False
+                for row in execute(q, (lo, hi)):
+                    found = True
+                    sub = int(row[0])
+                    bucket = sub >> (BUCKET_BITS - SUB_BITS)
+                    if bucket != current:
+                        if current is not None:
+                            yield _bucket(current, subs, counts, klist, with_keys)
+                        current, subs, counts, klist = bucket, [0] * per, [0] * per, []
+                    subs[sub & (per - 1)] = h64(row[1])
+                    counts[sub & (per - 1)] = int(row[2])
+                    if with_keys:
+                        klist.append(row[3])
+                if not found:
+                    following = execute(nxt, (hi,)).fetchone()[0]
+                    if following is None:
+                        break
+                    lo = (int(following) >> BUCKET_BITS) << BUCKET_BITS
+                    continue
+                if hi >= MAX_ROWID:
+                    break
+                lo = hi + 1
             if current is not None:
                 yield _bucket(current, subs, counts, klist, with_keys)
         finally:
             self.sconn.text_factory = old
-
-    def _rows(self, q: str, nxt: str, bounds: tuple[int, int]) -> Iterator[Row]:
-        """The sub-bucket rows of ``q``, chunk after chunk of CHUNK_BUCKETS buckets in rowid
-        order, skipping gaps. With a twin connection (same snapshot, see source.twin) every
-        other chunk is read on it in a thread: SQLite builds both chunks' texts at once."""
-        span = BUCKET_ROWS * CHUNK_BUCKETS
-        lo = (bounds[0] >> BUCKET_BITS) << BUCKET_BITS
-        last = bounds[1]
-        with twin(self.sconn) as other, ThreadPoolExecutor(1) as pool:
-            if other is not None:
-                other.text_factory = bytes
-            while lo <= last:
-                hi = min(lo + span - 1, MAX_ROWID)
-                ahead: Future[list[Row]] | None = None
-                if other is not None and hi < min(last, MAX_ROWID):
-                    ahead = pool.submit(_fetch, other, q, hi + 1, min(hi + span, MAX_ROWID))
-                rows = _fetch(self.sconn, q, lo, hi)
-                if ahead is not None:
-                    rows += ahead.result()
-                    hi = min(hi + span, MAX_ROWID)
-                yield from rows
-                if not rows:
-                    following = self.sconn.execute(nxt, (hi,)).fetchone()[0]
-                    if following is None:
-                        return
-                    lo = (int(following) >> BUCKET_BITS) << BUCKET_BITS
-                    continue
-                if hi >= MAX_ROWID:
-                    return
-                lo = hi + 1
 
     def sub_keys(self, subs: Sequence[int]) -> dict[int, bytes]:
         """The key texts of the given sub-buckets (only the non-empty ones)."""

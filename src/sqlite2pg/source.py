@@ -140,11 +140,9 @@ def _open_twin(conn: sqlite3.Connection) -> sqlite3.Connection | None:
     opened = getattr(conn, "opened", None)
     if opened is None or not conn.in_transaction:
         return None
-    if _text(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
+    if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
         return None
-    path = Path(
-        next(_text(r[2]) for r in conn.execute("PRAGMA database_list") if _text(r[1]) == "main")
-    )
+    path = Path(next(str(r[2]) for r in conn.execute("PRAGMA database_list") if r[1] == "main"))
     other: sqlite3.Connection | None = None
     try:
         other = sqlite3.connect(
@@ -164,11 +162,6 @@ def _open_twin(conn: sqlite3.Connection) -> sqlite3.Connection | None:
     if other is not None:
         other.close()
     return None
-
-
-def _text(value: object) -> str:
-    """A pragma's text whatever the connection's text_factory (bytes while hashing)."""
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _roll_back_hot_journal(p: Path) -> None:
