@@ -136,13 +136,23 @@ def twin(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection | None]:
             other.close()
 
 
-def _open_twin(conn: sqlite3.Connection) -> sqlite3.Connection | None:
+def twin_source(conn: sqlite3.Connection) -> tuple[Path, tuple[int, int], int] | None:
+    """(path, device and inode, schema version) for another reader (a thread's or a
+    process's) to open as a twin of ``conn`` and check it got one, or None when no twin can
+    share ``conn``'s snapshot (see :func:`twin`)."""
     opened = getattr(conn, "opened", None)
     if opened is None or not conn.in_transaction:
         return None
     if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() == "wal":
         return None
     path = Path(next(str(r[2]) for r in conn.execute("PRAGMA database_list") if r[1] == "main"))
+    return path, opened, int(conn.execute("PRAGMA schema_version").fetchone()[0])
+
+
+def open_twin(path: Path, identity: tuple[int, int], version: int) -> sqlite3.Connection | None:
+    """A read-only connection in a read transaction, if it is the twin :func:`twin_source`
+    describes (same file, same schema), else None. It never waits for a lock: while a writer
+    waits to commit no new reader may start, and then there is no twin."""
     other: sqlite3.Connection | None = None
     try:
         other = sqlite3.connect(
@@ -151,17 +161,20 @@ def _open_twin(conn: sqlite3.Connection) -> sqlite3.Connection | None:
         )  # fmt: skip
         other.execute("PRAGMA query_only = 1")
         other.execute("BEGIN")
-        version = other.execute("PRAGMA schema_version").fetchone()[0]
-        if (
-            _file_id(path) == opened
-            and version == conn.execute("PRAGMA schema_version").fetchone()[0]
+        if other.execute("PRAGMA schema_version").fetchone()[0] == version and (
+            _file_id(path) == identity
         ):
             return other
     except (sqlite3.Error, OSError):
-        pass  # busy (a writer waits to commit), gone, unreadable: work on one connection
+        pass  # busy (a writer waits to commit), gone, unreadable: work without a twin
     if other is not None:
         other.close()
     return None
+
+
+def _open_twin(conn: sqlite3.Connection) -> sqlite3.Connection | None:
+    source = twin_source(conn)
+    return None if source is None else open_twin(*source)
 
 
 def _roll_back_hot_journal(p: Path) -> None:

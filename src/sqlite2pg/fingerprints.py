@@ -1,0 +1,194 @@
+"""Bucket fingerprints of several tables computed at once: some in a second process.
+
+Building the row texts is SQLite work that allocates heavily, and SQLite's allocator takes a
+process-wide mutex, so a second *thread* does not help (measured); a second *process* does.
+It may only read the source when it is certain to see the run's snapshot: the same file
+(device and inode) in rollback-journal mode, opened while the run's read transaction holds its
+SHARED lock, during which no writer can commit (see :func:`source.twin`). Otherwise, or when
+the helper fails or dies, each table is fingerprinted in this process as before.
+
+Results are spooled to temporary files (memory stays flat) and read back in bucket order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sqlite3
+import struct
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import IO
+
+from .hashing import SUB_PACK, Bucket, BucketReader
+from .source import open_twin, twin_source
+
+RECORD = struct.Struct(f">qqiI{SUB_PACK.size}s")
+MIN_ROWS = 200_000  # smaller tables are not worth a process start (~0.2 s)
+log = logging.getLogger("sqlite2pg.fingerprints")
+
+
+def write_buckets(f: IO[bytes], buckets: Iterable[Bucket]) -> None:
+    for b in buckets:
+        k = b.keys or b""
+        f.write(RECORD.pack(b.bucket, b.h, b.n, len(k), b.subs))
+        f.write(k)
+
+
+def read_buckets(f: IO[bytes]) -> Iterator[Bucket]:
+    f.seek(0)
+    while True:
+        head = f.read(RECORD.size)
+        if len(head) < RECORD.size:
+            return
+        bucket, h, n, klen, subs = RECORD.unpack(head)
+        yield Bucket(bucket, h, n, subs, f.read(klen) if klen else None)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One table's fingerprints, as :class:`BucketReader` takes them."""
+
+    table: str
+    columns: tuple[str, ...]
+    key_columns: tuple[str, ...]
+    real_columns: tuple[str, ...]
+    with_keys: bool
+    rows: int  # about how many (the larger tables go to the helper)
+
+    def reader(self, conn: sqlite3.Connection) -> BucketReader:
+        return BucketReader(conn, self.table, self.columns, self.key_columns, self.real_columns)
+
+
+class Helper:
+    """The larger tables' fingerprints, computed by a helper process while this one works on
+    the others. :meth:`buckets` is None for a table the helper does not (or could not) do.
+
+    The helper is ``python -m sqlite2pg.fingerprints`` (a plain subprocess, not
+    multiprocessing, which would re-import the caller's main module): it reads its work as JSON
+    on stdin and reports each finished table as a line on stdout."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, jobs: Sequence[Job], min_rows: int = MIN_ROWS
+    ) -> None:
+        self.jobs: dict[str, int] = {}
+        self.done: dict[int, bool] = {}
+        self.proc: subprocess.Popen[str] | None = None
+        self.dir = ""
+        source = twin_source(conn)
+        chosen = _share(jobs, min_rows)
+        if source is None or not chosen:
+            return
+        path, identity, version = source
+        self.dir = tempfile.mkdtemp(prefix="sqlite2pg-fp-")
+        work = {
+            "path": str(path), "identity": list(identity), "version": version,
+            "out": self.dir, "parent": os.getpid(), "jobs": [asdict(j) for j in chosen],
+        }  # fmt: skip
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "sqlite2pg.fingerprints"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                text=True,
+            )  # fmt: skip
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps(work))
+            self.proc.stdin.close()
+        except OSError as exc:
+            log.debug("no fingerprint helper: %s", exc)
+            self.proc = None
+            return
+        self.jobs = {j.table: i for i, j in enumerate(chosen)}
+
+    def buckets(self, table: str) -> Iterator[Bucket] | None:
+        """The table's buckets in order (waits for the helper), or None: compute them here."""
+        i = self.jobs.get(table)
+        if i is None or not self._wait(i):
+            return None
+        f = open(Path(self.dir) / f"{i}.bin", "rb")  # noqa: SIM115 (closed below)
+
+        def read() -> Iterator[Bucket]:
+            with f:
+                yield from read_buckets(f)
+
+        return read()
+
+    def _wait(self, i: int) -> bool:
+        while i not in self.done and self.proc is not None and self.proc.stdout is not None:
+            line = self.proc.stdout.readline()
+            if not line.startswith("done "):  # failed, or died: the rest is done here
+                log.debug("fingerprint helper stopped: %s", line.strip() or "no output")
+                self._stop()
+                break
+            self.done[int(line.split()[1])] = True
+        return self.done.get(i, False)
+
+    def _stop(self) -> None:
+        if self.proc is not None:
+            if self.proc.poll() is None:
+                self.proc.kill()
+            self.proc.wait()
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
+            self.proc = None
+
+    def close(self) -> None:
+        """Stop the helper if it still runs and remove its files."""
+        self._stop()
+        if self.dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _share(jobs: Sequence[Job], min_rows: int) -> list[Job]:
+    """The helper's jobs: the largest tables, up to about half of all rows (at least the
+    largest), in the caller's order."""
+    total = sum(j.rows for j in jobs)
+    share = 0
+    mine: set[str] = set()
+    for j in sorted((j for j in jobs if j.rows >= min_rows), key=lambda j: -j.rows):
+        if not mine or share + j.rows <= total * 0.6:
+            mine.add(j.table)
+            share += j.rows
+    return [j for j in jobs if j.table in mine]
+
+
+def _main() -> None:
+    """In the helper process: fingerprint the jobs from the same snapshot, or say why not."""
+    work = json.loads(sys.stdin.read())
+    conn = open_twin(Path(work["path"]), tuple(work["identity"]), int(work["version"]))
+    if conn is None:
+        print("fail: not the same snapshot (busy, replaced or changed)", flush=True)
+        return
+    try:
+        for i, spec in enumerate(work["jobs"]):
+            job = Job(
+                spec["table"], tuple(spec["columns"]), tuple(spec["key_columns"]),
+                tuple(spec["real_columns"]), bool(spec["with_keys"]), int(spec["rows"]),
+            )  # fmt: skip
+            buckets = job.reader(conn).hashes(with_keys=job.with_keys)
+            with open(Path(work["out"]) / f"{i}.bin", "wb") as f:
+                write_buckets(f, _watched(buckets, int(work["parent"])))
+            print(f"done {i}", flush=True)
+    except (sqlite3.Error, OSError) as exc:
+        print(f"fail: {exc}", flush=True)
+    finally:
+        conn.close()
+
+
+def _watched(buckets: Iterator[Bucket], parent: int) -> Iterator[Bucket]:
+    """Stop when the run that started us is gone (killed): never hold the source's read lock
+    for a run that no longer exists."""
+    for n, b in enumerate(buckets):
+        if n % 4096 == 0 and os.getppid() != parent:
+            os._exit(1)
+        yield b
+
+
+if __name__ == "__main__":
+    _main()

@@ -1,0 +1,107 @@
+"""Fingerprints computed by the helper process equal those computed in the run's process, and
+when the helper cannot be sure of the snapshot the run computes them itself."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from sqlite2pg import fingerprints
+from sqlite2pg.fingerprints import Helper, Job
+from sqlite2pg.hashing import Bucket
+from sqlite2pg.source import open_source, snapshot
+
+
+def _db(path: Path) -> Path:
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT, r REAL)")
+    conn.execute("CREATE TABLE b (x INTEGER, y INTEGER, PRIMARY KEY (x, y))")
+    conn.executemany(
+        "INSERT INTO a VALUES (?, ?, ?)",
+        [(i, f"v{i % 13}", i / 3) for i in (*range(1, 5000), 10**9, 2**63 - 1)],
+    )
+    conn.executemany("INSERT INTO b VALUES (?, ?)", [(i % 50, i) for i in range(3000)])
+    conn.commit()
+    conn.close()
+    return path
+
+
+JOBS = [
+    Job("a", ("id", "v", "r"), ("id",), ("r",), False, 5001),
+    Job("b", ("x", "y"), ("x", "y"), (), True, 3000),
+]
+
+
+def _read(conn: sqlite3.Connection, helper: Helper | None) -> dict[str, list[Bucket]]:
+    out = {}
+    for job in JOBS:
+        found = helper.buckets(job.table) if helper else None
+        out[job.table] = list(found if found is not None else job.reader(conn).hashes(
+            with_keys=job.with_keys
+        ))  # fmt: skip
+    return out
+
+
+def test_the_helper_fingerprints_what_this_process_would(tmp_path: Path) -> None:
+    conn = open_source(_db(tmp_path / "s.db"))
+    with snapshot(conn):
+        here = _read(conn, None)
+        helper = Helper(conn, JOBS, min_rows=1)
+        try:
+            assert set(helper.jobs) == {"a"}  # the larger table; the other stays here
+            assert helper.buckets("b") is None
+            there = _read(conn, helper)
+        finally:
+            helper.close()
+    assert there == here
+    assert sum(b.n for b in here["a"]) == 5001 and all(b.keys for b in here["b"])
+    assert not Path(helper.dir).exists()
+
+
+def test_no_helper_for_a_replaced_file_or_outside_a_snapshot(tmp_path: Path) -> None:
+    path = _db(tmp_path / "s.db")
+    conn = open_source(path)
+    outside = Helper(conn, JOBS, min_rows=1)
+    assert outside.jobs == {} and outside.buckets("a") is None
+    os.replace(_db(tmp_path / "other.db"), path)
+    with snapshot(conn):
+        replaced = Helper(conn, JOBS, min_rows=1)
+        try:
+            assert replaced.buckets("a") is None  # the helper found another file there
+            assert sum(b.n for b in _read(conn, replaced)["a"]) == 5001
+        finally:
+            replaced.close()
+
+
+def test_a_helper_that_finds_another_snapshot_hands_the_work_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = open_source(_db(tmp_path / "s.db"))
+    with snapshot(conn):
+        real = fingerprints.twin_source(conn)
+        assert real is not None
+        path, identity, version = real
+        # as if the schema had changed between the run's snapshot and the helper's start
+        monkeypatch.setattr(fingerprints, "twin_source", lambda c: (path, identity, version + 1))
+        helper = Helper(conn, JOBS, min_rows=1)
+        try:
+            assert helper.jobs == {"a": 0} and helper.buckets("a") is None
+            assert _read(conn, helper) == _read(conn, None)
+        finally:
+            helper.close()
+
+
+def test_a_helper_that_dies_hands_the_work_back(tmp_path: Path) -> None:
+    conn = open_source(_db(tmp_path / "s.db"))
+    with snapshot(conn):
+        helper = Helper(conn, JOBS, min_rows=1)
+        try:
+            assert helper.proc is not None
+            helper.proc.kill()
+            assert helper.buckets("a") is None
+            assert _read(conn, helper) == _read(conn, None)
+        finally:
+            helper.close()
