@@ -123,3 +123,57 @@ def test_timestamp_composite_key_deletes_inserts_and_null_cursors(
     report = _sync(db, pg_url, tmp_path, "timestamp")
     assert report.tables["item"].deleted == 0
     assert _rows(pg_url, "a, b, v") == _source_rows(db, "a, b, v")
+
+
+def test_timestamp_many_deletes_in_large_composite_ranges(pg_url: str, tmp_path: Path) -> None:
+    """Several large first-value ranges, each with several deletes and new keys, narrowed
+    down together (one PostgreSQL query per step); a range whose second column spans nearly
+    all of bigint; a range emptied by half in the source."""
+    db = tmp_path / "e.db"
+    app = _pair_table(db, 5, 100)
+    app.execute("BEGIN")  # one transaction, not one per row
+    app.executemany(
+        "INSERT INTO item VALUES (?, ?, 'x', '2024-01-01 00:00:00')",
+        ((a, b) for a in (41, 42, 43, 44) for b in range(3000)),
+    )
+    app.execute("INSERT INTO item VALUES (44, ?, 'lo', '2024-01-01 00:00:00')", (-(2**63) + 5,))
+    app.execute("INSERT INTO item VALUES (44, ?, 'hi', '2024-01-01 00:00:00')", (2**63 - 5,))
+    app.execute("COMMIT")
+    _sync(db, pg_url, tmp_path, "timestamp")
+    app.execute("DELETE FROM item WHERE (a, b) IN ((41, 5), (41, 1500), (41, 2999), (42, 0))")
+    app.execute("DELETE FROM item WHERE (a, b) IN ((42, 1), (42, 2), (44, 7), (44, 1000))")
+    app.execute("DELETE FROM item WHERE a = 44 AND b = ?", (-(2**63) + 5,))
+    app.execute("DELETE FROM item WHERE a = 43 AND b < 1500")
+    app.executemany(
+        "INSERT INTO item VALUES (?, ?, 'n', '2024-06-01 00:00:00')",
+        [(41, 3000 + b) for b in range(20)] + [(42, 5000), (44, 3500), (43, 100_000)],
+    )
+    report = _sync(db, pg_url, tmp_path, "timestamp")
+    res = report.tables["item"]
+    assert (res.inserted, res.deleted) == (23, 9 + 1500)
+    assert _rows(pg_url, "a, b, v") == _source_rows(db, "a, b, v")
+
+
+def test_timestamp_deletes_among_many_new_keys_in_one_range(pg_url: str, tmp_path: Path) -> None:
+    """A rowid range grown past what is listed key by key by new rows (the keys this run
+    copies anyway, counted into the target's side of each piece), with two deletes in it."""
+    db = tmp_path / "f.db"
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, updated_at DATETIME)")
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO item VALUES (?, 'x', '2024-01-01 00:00:00')",
+        ((i * 1000,) for i in range(2000)),
+    )
+    conn.execute("COMMIT")
+    _sync(db, pg_url, tmp_path, "timestamp")
+    conn.execute("DELETE FROM item WHERE id IN (300000, 510000)")
+    conn.execute("BEGIN")
+    conn.executemany(
+        "INSERT INTO item VALUES (?, 'n', '2024-06-01 00:00:00')",
+        [(k,) for k in range(500_001, 506_000) if k % 1000][:5000],
+    )
+    conn.execute("COMMIT")
+    report = _sync(db, pg_url, tmp_path, "timestamp")
+    assert (report.tables["item"].inserted, report.tables["item"].deleted) == (5000, 2)
+    assert _rows(pg_url, "id, v") == _source_rows(db, "id, v")

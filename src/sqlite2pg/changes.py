@@ -30,6 +30,7 @@ import struct
 import tempfile
 import threading
 from array import array
+from bisect import bisect_left
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -466,8 +467,8 @@ def _source_ranges(
     the other columns would cost one random lookup per key), and one plain scan of the table
     gives the maximum and the window's keys."""
     if (extra_max or window) and not _alias(t):
-        found = _cursor_scan(ctx, t, extra_max, window)
-        return _source_ranges(ctx, t, lo_all, shift, None)[0], *found
+        scanned = _cursor_scan(ctx, t, extra_max, window)
+        return _source_ranges(ctx, t, lo_all, shift, None)[0], scanned[0], scanned[1]
     sconn = ctx.sconn
     scols = pk_source(t)
     table, f = qi(t.source.name), qi(scols[0])
@@ -546,22 +547,44 @@ def _grouped_ranges(ctx: Context, t: TablePlan, lo_all: int) -> dict[int, Agg] |
 
 
 def _cursor_scan(
-    ctx: Context, t: TablePlan, extra_max: str | None, window: Window | None
-) -> tuple[object, set[Key]]:
-    """One pass over the table: the maximum of ``extra_max`` and the keys meeting ``window``."""
+    ctx: Context,
+    t: TablePlan,
+    extra_max: str | None,
+    window: Window | None,
+    lo_all: int | None = None,
+) -> tuple[object, set[Key], list[int] | None]:
+    """One pass over the table: the maximum of ``extra_max``, the keys meeting ``window`` and,
+    with ``lo_all``, the count and key sums :func:`_totals_match` compares (None when a sum
+    cannot be taken)."""
     parts = [f"max({qi(extra_max)})" if extra_max else "NULL"]
-    params: tuple[object, ...] = ()
+    params: list[object] = []
     if window is not None:
         cols = ", ".join(qi(c) for c in pk_source(t))
         parts.append(f"group_concat(CASE WHEN {window[0]} THEN json_array({cols}) END)")
-        params = window[1]
-    row = ctx.sconn.execute(f"SELECT {', '.join(parts)} FROM {qi(t.source.name)}", params)
-    top, *found = row.fetchone()
+        params.extend(window[1])
+    n_totals = 0
+    if lo_all is not None:
+        scols = pk_source(t)
+        parts += ["count(*)", f"sum({qi(scols[0])} - ?)", *(f"sum({qi(c)})" for c in scols[1:])]
+        params.append(lo_all)
+        n_totals = 1 + len(scols)
+    elif extra_max is None and window is None:
+        return None, set(), None
+    try:
+        row = ctx.sconn.execute(
+            f"SELECT {', '.join(parts)} FROM {qi(t.source.name)}", params
+        ).fetchone()
+        totals = [int(v or 0) for v in row[len(row) - n_totals :]] if n_totals else None
+    except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
+        if lo_all is None:
+            raise
+        return (*_cursor_scan(ctx, t, extra_max, window)[:2], None)
+    top, *found = row[: len(row) - n_totals]
     if not found or found[0] is None:
-        return top, set()
+        return top, set(), totals
     if not isinstance(found[0], str) and window is not None:  # not UTF-8: read them as rows
-        return top, _window_keys(ctx, t, window)
-    return top, {tuple(k) for k in json.loads("[" + found[0] + "]")}
+        return top, _window_keys(ctx, t, window), totals
+    return top, {tuple(k) for k in json.loads("[" + found[0] + "]")}, totals
 
 
 class _NotIntegers(Exception):
@@ -638,11 +661,13 @@ def _int_key_diff(
             u_new = _absent_in_target(ctx, t, upserts)
             expected = _expected(tagg, u_new, lo_all, shift, n_aggs)
         else:
-            top, wkeys = _cursor_scan(ctx, t, extra_max, window)
+            top, wkeys, totals = _cursor_scan(
+                ctx, t, extra_max, window, lo_all if kept is not None else None
+            )
             upserts.update(wkeys)
             u_new = _absent_in_target(ctx, t, upserts)
             expected = _expected(tagg, u_new, lo_all, shift, n_aggs)
-            if kept is not None and _totals_match(ctx, t, lo_all, shift, expected):
+            if totals is not None and _totals_match(totals, shift, expected):
                 sagg = {r: a for r, a in expected.items() if a[0]}  # no key went missing
             else:
                 sagg = _source_ranges(ctx, t, lo_all, shift, None)[0]
@@ -729,30 +754,18 @@ def _expected(
     return expected
 
 
-def _totals_match(
-    ctx: Context, t: TablePlan, lo_all: int, shift: int, expected: dict[int, Agg]
-) -> bool:
-    """The cheap check first: the whole table's count and key sums, read from the smallest
-    index that holds the key, equal the expected ones (so no range can differ but by keys
-    that cancel out, which takes rows the cursor did not select)."""
+def _totals_match(have: list[int], shift: int, expected: dict[int, Agg]) -> bool:
+    """The cheap check first: the whole table's count and key sums (``have``, taken in the
+    cursor's scan) equal the expected ones (so no range can differ but by keys that cancel
+    out, which takes rows the cursor did not select)."""
     if any(a[0] < 0 for a in expected.values()):
         return False
-    scols = pk_source(t)
-    want = [0] * (1 + len(scols))
+    want = [0] * len(have)
     for r, a in expected.items():
         want[0] += a[0]
         want[1] += a[1] + a[0] * (r << shift)
         for j in range(2, len(a)):
             want[j] += a[j]
-    others = "".join(f", sum({qi(c)})" for c in scols[1:])
-    try:
-        row = ctx.sconn.execute(
-            f"SELECT count(*), sum({qi(scols[0])} - ?){others} FROM {qi(t.source.name)}",
-            (lo_all,),
-        ).fetchone()
-        have = [int(v or 0) for v in row]
-    except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
-        return False
     return have == want
 
 
@@ -794,8 +807,10 @@ class Box:
     hi1: int | None = None
 
     def where(self, cols: Sequence[str], mark: str) -> tuple[str, list[int]]:
-        sql = f"{cols[0]} BETWEEN {mark} AND {mark}"
-        params = [self.lo0, self.hi0]
+        if self.lo0 == self.hi0:  # an equality lets SQLite seek on the second column too
+            sql, params = f"{cols[0]} = {mark}", [self.lo0]
+        else:
+            sql, params = f"{cols[0]} BETWEEN {mark} AND {mark}", [self.lo0, self.hi0]
         if self.lo1 is not None and self.hi1 is not None:
             sql += f" AND {cols[1]} BETWEEN {mark} AND {mark}"
             params += [self.lo1, self.hi1]
@@ -821,81 +836,44 @@ def _bisect(
 ) -> tuple[list[Key], list[Key]]:
     """Narrow differing key ranges down: each is cut into 16 (on the first key column, or on
     the second when the first is a single value), both sides aggregate the pieces (count and
-    sums, PostgreSQL live), a piece one row short names its key, small or uncuttable pieces
-    are compared key by key. Cost follows the differences, not the size of the ranges."""
-    scols, tcols = pk_source(t), pk_target(t)
-    two = len(scols) == 2
-    table, target = qi(t.source.name), ctx.target(t)
-    s_cols = [qi(c) for c in scols]
-    t_cols = [pqi(c) for c in tcols]
+    sums, PostgreSQL live, one query per step for all the ranges), a piece one row short names
+    its key, small or uncuttable pieces are compared key by key. Cost follows the differences,
+    not the size of the ranges."""
+    two = len(pk_source(t)) == 2
+    news = sorted(tuple(int(v) for v in k) for k in u_new)  # type: ignore[call-overload]
     candidates: list[tuple[Box, Key]] = []
     to_list: list[Box] = []
     work = boxes
     while work:
-        nxt: list[Box] = []
+        if two:
+            work = _with_second_bounds(ctx, t, work)
+        cuts: list[_Cut] = []
         for box in work:
-            if box.lo0 == box.hi0 and two and box.lo1 is None:
-                bounds = _second_bounds(ctx, t, box)
-                if bounds is None:
-                    continue  # no rows on either side
-                box = Box(box.lo0, box.hi0, *bounds)
-            if box.lo0 < box.hi0:
-                j, lo, hi = 0, box.lo0, box.hi0
-            elif two and box.lo1 is not None and box.hi1 is not None and box.lo1 < box.hi1:
-                j, lo, hi = 1, box.lo1, box.hi1
+            cut = _cut(box, two)
+            if cut is None:
+                to_list.append(box)
             else:
-                to_list.append(box)
+                cuts.append(cut)
+        tgt = _target_pieces(ctx, t, cuts)
+        work = []
+        for i, cut in enumerate(cuts):
+            src = _source_pieces(ctx, t, cut)
+            if src is None:
+                to_list.append(cut.box)
                 continue
-            shift = max(0, (hi - lo).bit_length() - SPLIT_BITS)
-            base1 = box.lo1 if box.lo1 is not None else 0
-            where, params = box.where(s_cols, "?")
-            sums = f", sum({s_cols[1]} - ?)" if two else ""
-            try:
-                src = {
-                    int(r[0]): [int(v or 0) for v in r[1:]]
-                    for r in ctx.sconn.execute(
-                        f"SELECT ({s_cols[j]} - ?) >> {shift}, count(*), sum({s_cols[0]} - ?)"
-                        f"{sums} FROM {table} WHERE {where} GROUP BY 1",
-                        [lo, box.lo0, *([base1] if two else []), *params],
-                    )
-                }
-            except (sqlite3.OperationalError, OverflowError):
-                to_list.append(box)
-                continue
-            twhere, tparams = box.where(t_cols, "%s")
-            tsums = f", sum({t_cols[1]}::numeric - %s)" if two else ""
-            ctx.cur.execute(
-                f"SELECT div({t_cols[j]}::numeric - %s, {1 << shift}), count(*), "
-                f"sum({t_cols[0]}::numeric - %s){tsums} FROM {target} WHERE {twhere} GROUP BY 1",
-                [lo, box.lo0, *([base1] if two else []), *tparams],
-            )
-            tgt = {int(r[0]): [int(v or 0) for v in r[1:]] for r in ctx.cur.fetchall()}
-            for k in u_new:
-                if box.holds(k):
-                    v = int(k[j])  # type: ignore[call-overload]
-                    agg = tgt.setdefault((v - lo) >> shift, [0] * (2 + two))
-                    agg[0] += 1
-                    agg[1] += int(k[0]) - box.lo0  # type: ignore[call-overload]
+            pieces = tgt.get(i, {})
+            for k in _keys_in(news, cut.box):
+                cut.count_in(pieces, k, two)
+            for sub, sa, ta in cut.differing(src, pieces, two):
+                if ta[0] - sa[0] == 1 and len(pk_source(t)) <= 2:
+                    key: Key = (cut.box.lo0 + ta[1] - sa[1],)
                     if two:
-                        agg[2] += int(k[1]) - base1  # type: ignore[call-overload]
-            zero = [0] * (2 + two)
-            for piece in src.keys() | tgt.keys():
-                sa, ta = src.get(piece, zero), tgt.get(piece, zero)
-                if sa == ta:
-                    continue
-                p_lo = lo + (piece << shift)
-                p_hi = min(p_lo + (1 << shift) - 1, hi)
-                sub = Box(p_lo, p_hi) if j == 0 else Box(box.lo0, box.hi0, p_lo, p_hi)
-                if ta[0] - sa[0] == 1 and len(scols) <= 2:
-                    key: Key = (box.lo0 + ta[1] - sa[1],)
-                    if two:
-                        key = (*key, base1 + ta[2] - sa[2])
+                        key = (*key, cut.base1 + ta[2] - sa[2])
                     candidates.append((sub, key))
                 elif max(sa[0], ta[0]) <= SMALL_RANGE:
                     to_list.append(sub)
                 else:
-                    nxt.append(sub)
-        work = nxt
+                    work.append(sub)
     deleted: list[Key] = []
     if candidates:
         keys = [c for _, c in candidates]
@@ -914,20 +892,172 @@ def _bisect(
     return deleted, missing
 
 
-def _second_bounds(ctx: Context, t: TablePlan, box: Box) -> tuple[int, int] | None:
-    """Smallest and largest second key column on either side, for one first-column value."""
+@dataclass(frozen=True)
+class _Cut:
+    """A differing box cut into pieces of ``1 << shift`` values of key column ``j``."""
+
+    box: Box
+    j: int
+    lo: int
+    hi: int
+    shift: int
+
+    @property
+    def base1(self) -> int:
+        return self.box.lo1 if self.box.lo1 is not None else 0
+
+    def count_in(self, pieces: dict[int, Agg], k: tuple[int, ...], two: bool) -> None:
+        """Add a key the target will hold after this run (copied anyway) to its piece."""
+        agg = pieces.setdefault((k[self.j] - self.lo) >> self.shift, [0] * (2 + two))
+        agg[0] += 1
+        agg[1] += k[0] - self.box.lo0
+        if two:
+            agg[2] += k[1] - self.base1
+
+    def differing(
+        self, src: dict[int, Agg], tgt: dict[int, Agg], two: bool
+    ) -> Iterator[tuple[Box, Agg, Agg]]:
+        """The pieces whose aggregates differ, with the source's and the target's."""
+        zero = [0] * (2 + two)
+        for piece in src.keys() | tgt.keys():
+            sa, ta = src.get(piece, zero), tgt.get(piece, zero)
+            if sa == ta:
+                continue
+            p_lo = self.lo + (piece << self.shift)
+            p_hi = min(p_lo + (1 << self.shift) - 1, self.hi)
+            b = self.box
+            yield (Box(p_lo, p_hi) if self.j == 0 else Box(b.lo0, b.hi0, p_lo, p_hi)), sa, ta
+
+
+def _cut(box: Box, two: bool) -> _Cut | None:
+    """Cut along the first column, or the second when the first is one value; None when the
+    box holds a single key."""
+    if box.lo0 < box.hi0:
+        j, lo, hi = 0, box.lo0, box.hi0
+    elif two and box.lo1 is not None and box.hi1 is not None and box.lo1 < box.hi1:
+        j, lo, hi = 1, box.lo1, box.hi1
+    else:
+        return None
+    return _Cut(box, j, lo, hi, max(0, (hi - lo).bit_length() - SPLIT_BITS))
+
+
+def _keys_in(news: list[tuple[int, ...]], box: Box) -> Iterator[tuple[int, ...]]:
+    """The keys of ``news`` (sorted) inside ``box``, found by bisection."""
+    start = (box.lo0,) if box.lo1 is None else (box.lo0, box.lo1)
+    for i in range(bisect_left(news, start), len(news)):
+        k = news[i]
+        if k[0] > box.hi0:
+            break
+        if box.holds(k):
+            yield k
+
+
+def _source_pieces(ctx: Context, t: TablePlan, cut: _Cut) -> dict[int, Agg] | None:
+    """The source's count and key sums per piece; None when a sum overflows."""
+    s_cols = [qi(c) for c in pk_source(t)]
+    two = len(s_cols) == 2
+    where, params = cut.box.where(s_cols, "?")
+    sums = f", sum({s_cols[1]} - ?)" if two else ""
+    try:
+        return {
+            int(r[0]): [int(v or 0) for v in r[1:]]
+            for r in ctx.sconn.execute(
+                f"SELECT ({s_cols[cut.j]} - ?) >> {cut.shift}, count(*), sum({s_cols[0]} - ?)"
+                f"{sums} FROM {qi(t.source.name)} WHERE {where} GROUP BY 1",
+                [cut.lo, cut.box.lo0, *([cut.base1] if two else []), *params],
+            )
+        }
+    except (sqlite3.OperationalError, OverflowError):
+        return None
+
+
+def _box_join(tcols: Sequence[str]) -> str:
+    """Target rows ``t`` inside the boxes ``u(lo0, hi0, lo1, hi1)``. The row comparisons let
+    the index start and stop at a box's corners; a range on the first column alone would read
+    every key of a first-column value."""
+    on = f"t.{tcols[0]} BETWEEN u.lo0 AND u.hi0"
+    if len(tcols) == 2:
+        pair = f"(t.{tcols[0]}, t.{tcols[1]})"
+        on += (
+            f" AND t.{tcols[1]} BETWEEN u.lo1 AND u.hi1"
+            f" AND {pair} >= (u.lo0, u.lo1) AND {pair} <= (u.hi0, u.hi1)"
+        )
+    return on
+
+
+def _box_arrays(boxes: Sequence[Box]) -> list[list[int]]:
+    return [
+        [b.lo0 for b in boxes],
+        [b.hi0 for b in boxes],
+        [b.lo1 if b.lo1 is not None else -(2**63) for b in boxes],
+        [b.hi1 if b.hi1 is not None else MAX_KEY for b in boxes],
+    ]
+
+
+def _target_pieces(ctx: Context, t: TablePlan, cuts: list[_Cut]) -> dict[int, dict[int, Agg]]:
+    """The target's count and key sums per piece of every cut, in one query; by cut index.
+    Offsets are taken in bigint when no cut is wider than bigint holds (numeric is several
+    times slower over millions of keys), and the sums' offsets in Python."""
+    if not cuts:
+        return {}
+    tcols = [pqi(c) for c in pk_target(t)]
+    two = len(tcols) == 2
+    col = f"CASE WHEN u.j = 0 THEN t.{tcols[0]} ELSE t.{tcols[1]} END" if two else f"t.{tcols[0]}"
+    if all(c.hi - c.lo <= MAX_KEY for c in cuts):
+        piece = f"({col} - u.lo::bigint) / u.w::bigint"
+    else:
+        piece = f"div({col}::numeric - u.lo, u.w)"
+    sums = f", sum(t.{tcols[1]})" if two else ""
+    ctx.cur.execute(
+        f"SELECT u.i, {piece}, count(*), sum(t.{tcols[0]}){sums} "
+        "FROM unnest(%s::int[], %s::int[], %s::numeric[], %s::numeric[], %s::bigint[], "
+        "%s::bigint[], %s::bigint[], %s::bigint[]) AS u(i, j, lo, w, lo0, hi0, lo1, hi1) "
+        f"JOIN {ctx.target(t)} t ON {_box_join(tcols)} GROUP BY 1, 2",
+        (
+            list(range(len(cuts))),
+            [c.j for c in cuts],
+            [c.lo for c in cuts],
+            [1 << c.shift for c in cuts],
+            *_box_arrays([c.box for c in cuts]),
+        ),
+    )
+    out: dict[int, dict[int, Agg]] = {}
+    for i, p, n, *sums_ in ctx.cur.fetchall():
+        c = cuts[int(i)]
+        agg = [int(n), int(sums_[0]) - int(n) * c.box.lo0]
+        if two:
+            agg.append(int(sums_[1]) - int(n) * c.base1)
+        out.setdefault(int(i), {})[int(p)] = agg
+    return out
+
+
+def _with_second_bounds(ctx: Context, t: TablePlan, boxes: list[Box]) -> list[Box]:
+    """Boxes of one first-column value bounded on the second column by what either side holds
+    (PostgreSQL asked once for all of them); such boxes with no rows on either side dropped."""
+    bare = [b.lo0 for b in boxes if b.lo0 == b.hi0 and b.lo1 is None]
+    if not bare:
+        return boxes
     c0, c1 = qi(pk_source(t)[0]), qi(pk_source(t)[1])
     p0, p1 = pqi(pk_target(t)[0]), pqi(pk_target(t)[1])
-    s_lo, s_hi = ctx.sconn.execute(
-        f"SELECT min({c1}), max({c1}) FROM {qi(t.source.name)} WHERE {c0} = ?", (box.lo0,)
-    ).fetchone()
-    ctx.cur.execute(f"SELECT min({p1}), max({p1}) FROM {ctx.target(t)} WHERE {p0} = %s", (box.lo0,))
-    t_lo, t_hi = ctx.cur.fetchone()  # type: ignore[misc]
-    lows = [v for v in (s_lo, t_lo) if isinstance(v, int)]
-    highs = [v for v in (s_hi, t_hi) if isinstance(v, int)]
-    if not lows:
-        return None
-    return min(lows), max(highs)
+    target = ctx.target(t)
+    ctx.cur.execute(
+        f"SELECT u.v, (SELECT min({p1}) FROM {target} WHERE {p0} = u.v), "
+        f"(SELECT max({p1}) FROM {target} WHERE {p0} = u.v) FROM unnest(%s::bigint[]) AS u(v)",
+        (bare,),
+    )
+    t_bounds = {int(v): (lo, hi) for v, lo, hi in ctx.cur.fetchall()}
+    q = f"SELECT min({c1}), max({c1}) FROM {qi(t.source.name)} WHERE {c0} = ?"
+    out: list[Box] = []
+    for b in boxes:
+        if b.lo0 != b.hi0 or b.lo1 is not None:
+            out.append(b)
+            continue
+        s_lo, s_hi = ctx.sconn.execute(q, (b.lo0,)).fetchone()
+        lows = [v for v in (s_lo, t_bounds[b.lo0][0]) if isinstance(v, int)]
+        highs = [v for v in (s_hi, t_bounds[b.lo0][1]) if isinstance(v, int)]
+        if lows:
+            out.append(Box(b.lo0, b.hi0, min(lows), max(highs)))
+    return out
 
 
 def _list_boxes(
@@ -946,14 +1076,11 @@ def _list_boxes(
                 f"SELECT {', '.join(scols)} FROM {qi(t.source.name)} WHERE {where}", params
             )
         )
-    lo1 = [b.lo1 if b.lo1 is not None else -(2**63) for b in boxes]
-    hi1 = [b.hi1 if b.hi1 is not None else MAX_KEY for b in boxes]
-    second = f" AND t.{tcols[1]} BETWEEN u.lo1 AND u.hi1" if len(tcols) == 2 else ""
     ctx.cur.execute(
         f"SELECT {', '.join('t.' + c for c in tcols)} FROM unnest(%s::bigint[], %s::bigint[], "
         f"%s::bigint[], %s::bigint[]) AS u(lo0, hi0, lo1, hi1) JOIN {ctx.target(t)} t "
-        f"ON t.{tcols[0]} BETWEEN u.lo0 AND u.hi0{second}",
-        ([b.lo0 for b in boxes], [b.hi0 for b in boxes], lo1, hi1),
+        f"ON {_box_join(tcols)}",
+        _box_arrays(boxes),
     )
     target = {tuple(r) for r in ctx.cur.fetchall()}
     deleted = sorted(target - source, key=repr)
@@ -1460,8 +1587,10 @@ class AppendStrategy(_CursorStrategy):
         return col
 
     def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
-        col = qi(self.column(t))
-        return f"({col} > ? OR {col} IS NULL)", (prev_hw,)
+        col = self.column(t)
+        if col == t.source.rowid_alias:  # never NULL; the OR would cost a full scan
+            return f"{qi(col)} > ?", (prev_hw,)
+        return f"({qi(col)} > ? OR {qi(col)} IS NULL)", (prev_hw,)
 
 
 class TriggersStrategy:
