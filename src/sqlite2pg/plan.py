@@ -196,10 +196,14 @@ def _plan_tables(
 
 
 def _size_hint(conn: sqlite3.Connection, t: SourceTable) -> int:
-    """The largest rowid (read from the b-tree): big tables are planned first."""
+    """The largest rowid (read from the b-tree): big tables are planned first. A damaged
+    table gives 0 here; its profile names the damage."""
     if t.without_rowid:
         return 0
-    value = conn.execute(f"SELECT max(rowid) FROM {qi(t.name)}").fetchone()[0]
+    try:
+        value = conn.execute(f"SELECT max(rowid) FROM {qi(t.name)}").fetchone()[0]
+    except sqlite3.DatabaseError:
+        return 0
     return value if isinstance(value, int) else 0
 
 
