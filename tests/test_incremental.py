@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 import sqlite2pg.api as api
+from sqlite2pg import fingerprints
 from sqlite2pg.config import Config
 from sqlite2pg.errors import LockHeldError, MassDeleteError
 from sqlite2pg.naming import apply_policy
@@ -160,6 +161,25 @@ def _rounds(
 def test_hash_ten_rounds_on_chinook(chinook: Path, pg_url: str, tmp_path: Path) -> None:
     tables = api.plan(chinook).tables
     _rounds(chinook, pg_url, tmp_path, None, {t.source.name: "hash" for t in tables})
+
+
+def test_hash_rounds_with_the_fingerprint_helper_process(
+    chinook: Path, pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every table big enough for the helper process: its fingerprints must find the same
+    changes as the run's own (the source file is in rollback-journal mode, so it may help)."""
+    monkeypatch.setattr(fingerprints, "MIN_ROWS", 1)
+    helped: list[str] = []
+    start = fingerprints.Helper.__init__
+
+    def spy(self: fingerprints.Helper, *a: Any, **kw: Any) -> None:
+        start(self, *a, **kw)
+        helped.extend(self.jobs)
+
+    monkeypatch.setattr(fingerprints.Helper, "__init__", spy)
+    tables = api.plan(chinook).tables
+    _rounds(chinook, pg_url, tmp_path, None, {t.source.name: "hash" for t in tables})
+    assert "PlaylistTrack" in helped and "Track" not in helped  # both kinds in every round
 
 
 def test_timestamp_ten_rounds(pg_url: str, tmp_path: Path) -> None:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import struct
 import tempfile
 import threading
 from array import array
@@ -43,10 +42,10 @@ import psycopg
 from .config import Config
 from .convert import PolicyApplied, Reject, column_converter, parse_timestamp
 from .errors import PlanError, SourceError
+from .fingerprints import Helper, Job, read_buckets, write_buckets
 from .hashing import (
     BUCKET_BITS,
     SUB_BITS,
-    SUB_PACK,
     SUB_ROWS,
     SUBS,
     Bucket,
@@ -119,6 +118,7 @@ class Context:
     cfg: Config
     source_path: str
     pre: Precomputed | None = None  # bucket fingerprints computed while PostgreSQL was busy
+    helper: Helper | None = None  # the larger tables' fingerprints, from a helper process
 
     def target(self, t: TablePlan) -> str:
         return qname(self.schema, t.name)
@@ -1113,8 +1113,6 @@ class Precomputed:
     then; sqlite3 releases the GIL while SQLite works). Spooled to temporary files, so memory
     stays flat; the caller must not use the connection until :meth:`join` returns."""
 
-    RECORD = struct.Struct(f">qqiI{SUB_PACK.size}s")
-
     def __init__(self, sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> None:
         self.tables = {
             t.source.name: t
@@ -1132,11 +1130,7 @@ class Precomputed:
             for name, t in self.tables.items():
                 f = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
                 self.files[name] = f
-                reader = bucket_reader(self.sconn, t)
-                for b in reader.hashes(with_keys=not _alias(t)):
-                    k = b.keys or b""
-                    f.write(self.RECORD.pack(b.bucket, b.h, b.n, len(k), b.subs))
-                    f.write(k)
+                write_buckets(f, bucket_reader(self.sconn, t).hashes(with_keys=not _alias(t)))
         except BaseException as exc:  # re-raised in the caller's thread by join()
             self.error = exc
 
@@ -1146,19 +1140,26 @@ class Precomputed:
             raise self.error
 
     def records(self, name: str) -> Iterator[Bucket]:
-        f = self.files[name]
-        f.seek(0)
-        size = self.RECORD.size
-        while True:
-            head = f.read(size)
-            if len(head) < size:
-                return
-            bucket, h, n, klen, subs = self.RECORD.unpack(head)
-            yield Bucket(bucket, h, n, subs, f.read(klen) if klen else None)
+        return read_buckets(self.files[name])
 
     def close(self) -> None:
         for f in self.files.values():
             f.close()
+
+
+def fingerprint_helper(ctx: Context, tables: Sequence[TablePlan]) -> Helper:
+    """Start fingerprinting the larger of ``tables`` that the hash strategy compares by
+    bucket, in a helper process (see :mod:`fingerprints`); the rest stay with the caller."""
+    jobs = []
+    for t in tables:
+        if not (t.source.primary_key and has_rowid(t) and strategy_for(t).name == "hash"):
+            continue
+        top = ctx.sconn.execute(f"SELECT max(rowid) FROM {qi(t.source.name)}").fetchone()[0]
+        reals = tuple(c.source.name for c in t.copy_columns if realish(c.source.declared_type))
+        size = top if isinstance(top, int) else 0
+        columns, keys = tuple(copied_source_columns(t)), tuple(pk_source(t))
+        jobs.append(Job(t.source.name, columns, keys, reals, False, size))
+    return Helper(ctx.sconn, jobs)
 
 
 class HashStrategy:
@@ -1234,7 +1235,8 @@ class HashStrategy:
         changed: dict[int, Bucket | None] = {}  # differing bucket -> now (None: no rows now)
         total = 0
         stored = self._stored(ctx, t)
-        now = self._reader(ctx, t).hashes()
+        found = ctx.helper.buckets(t.source.name) if ctx.helper is not None else None
+        now = found if found is not None else self._reader(ctx, t).hashes()
         s_item = next(stored, None)
         n_item = next(now, None)
         while s_item is not None or n_item is not None:

@@ -21,7 +21,7 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
@@ -41,7 +41,7 @@ def write_buckets(f: IO[bytes], buckets: Iterable[Bucket]) -> None:
         f.write(k)
 
 
-def read_buckets(f: IO[bytes]) -> Iterator[Bucket]:
+def read_buckets(f: IO[bytes]) -> Generator[Bucket, None, None]:
     f.seek(0)
     while True:
         head = f.read(RECORD.size)
@@ -75,14 +75,14 @@ class Helper:
     on stdin and reports each finished table as a line on stdout."""
 
     def __init__(
-        self, conn: sqlite3.Connection, jobs: Sequence[Job], min_rows: int = MIN_ROWS
+        self, conn: sqlite3.Connection, jobs: Sequence[Job], min_rows: int | None = None
     ) -> None:
         self.jobs: dict[str, int] = {}
         self.done: dict[int, bool] = {}
         self.proc: subprocess.Popen[str] | None = None
         self.dir = ""
         source = twin_source(conn)
-        chosen = _share(jobs, min_rows)
+        chosen = _share(jobs, MIN_ROWS if min_rows is None else min_rows)
         if source is None or not chosen:
             return
         path, identity, version = source
@@ -106,14 +106,14 @@ class Helper:
             return
         self.jobs = {j.table: i for i, j in enumerate(chosen)}
 
-    def buckets(self, table: str) -> Iterator[Bucket] | None:
+    def buckets(self, table: str) -> Generator[Bucket, None, None] | None:
         """The table's buckets in order (waits for the helper), or None: compute them here."""
         i = self.jobs.get(table)
         if i is None or not self._wait(i):
             return None
         f = open(Path(self.dir) / f"{i}.bin", "rb")  # noqa: SIM115 (closed below)
 
-        def read() -> Iterator[Bucket]:
+        def read() -> Generator[Bucket, None, None]:
             with f:
                 yield from read_buckets(f)
 

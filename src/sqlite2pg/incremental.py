@@ -20,6 +20,7 @@ exactly as the last successful run left them; the next run simply does the work 
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -37,6 +38,7 @@ from .changes import (
     Detected,
     Key,
     ensure_state,
+    fingerprint_helper,
     pk_target,
     strategy_for,
     to_target_keys,
@@ -571,44 +573,46 @@ def run_incremental(
         ensure_state(cur)
         works: list[Work] = []
         new_names = {t.source.name for t in drift.new_tables}
-        # detect + stage: nothing in the user's tables is written here
-        for t in plan.tables:
-            if t.source.name in new_names:
-                continue
-            prev = existing[t.source.name]
-            strategy = strategy_for(t)
-            result = TableResult(table=t.source.name, target=t.name, strategy=t.strategy)
-            report.tables[t.source.name] = result
-            started = time.perf_counter()
-            obs.table_started(t.source.name, 0)
-            reinit = (
-                t.source.name in drift.new_columns
-                or prev.strategy != t.strategy
-                or (prev.strategy_column or None) != (t.strategy_column or None)
-            )
-            if reinit:
-                det = CompareStrategy().detect(ctx, t, prev)
-                if t.source.primary_key:
-                    det.notes.append(
-                        f"{t.source.name}: "
-                        + (
-                            "new column(s) " + ", ".join(drift.new_columns[t.source.name])
-                            if t.source.name in drift.new_columns
-                            else f"strategy changed ({prev.strategy} -> {t.strategy})"
+        old_tables = [t for t in plan.tables if t.source.name not in new_names]
+        compared = [t for t in old_tables if not _reinit(t, existing[t.source.name], drift)]
+        # detect + stage: nothing in the user's tables is written here. The larger hash
+        # tables are fingerprinted by a helper process meanwhile, and detected last.
+        with contextlib.closing(fingerprint_helper(ctx, compared)) as helper:
+            ctx.helper = helper
+            for t in sorted(old_tables, key=lambda t: t.source.name in helper.jobs):
+                prev = existing[t.source.name]
+                strategy = strategy_for(t)
+                result = TableResult(table=t.source.name, target=t.name, strategy=t.strategy)
+                report.tables[t.source.name] = result
+                started = time.perf_counter()
+                obs.table_started(t.source.name, 0)
+                reinit = _reinit(t, prev, drift)
+                if reinit:
+                    det = CompareStrategy().detect(ctx, t, prev)
+                    if t.source.primary_key:
+                        det.notes.append(
+                            f"{t.source.name}: "
+                            + (
+                                "new column(s) " + ", ".join(drift.new_columns[t.source.name])
+                                if t.source.name in drift.new_columns
+                                else f"strategy changed ({prev.strategy} -> {t.strategy})"
+                            )
+                            + ": table compared whole"
                         )
-                        + ": table compared whole"
-                    )
+                    else:
+                        det.compare, det.reload = False, True
                 else:
-                    det.compare, det.reload = False, True
-            else:
-                det = strategy.detect(ctx, t, prev)
-            w = Work(t, prev, det, result, reinit=reinit, started=started)
-            if det.selections:
-                _stage(ctx, w, cfg, sink, obs)
-            _stage_deletes(ctx, w)
-            report.warnings.extend(det.notes)
-            works.append(w)
-            result.seconds = time.perf_counter() - started
+                    det = strategy.detect(ctx, t, prev)
+                w = Work(t, prev, det, result, reinit=reinit, started=started)
+                if det.selections:
+                    _stage(ctx, w, cfg, sink, obs)
+                _stage_deletes(ctx, w)
+                report.warnings.extend(det.notes)
+                works.append(w)
+                result.seconds = time.perf_counter() - started
+        ctx.helper = None
+        position = {t.source.name: i for i, t in enumerate(plan.tables)}
+        works.sort(key=lambda w: position[w.t.source.name])  # apply in the plan's order
         _guard(ctx, works, cfg, opts)
         # apply: every write to the user's tables happens below, in this one transaction
         for w in works:
@@ -694,6 +698,15 @@ def run_incremental(
                     )
         finally:
             sconn.execute("BEGIN")
+
+
+def _reinit(t: TablePlan, prev: SyncedTable, drift: Drift) -> bool:
+    """Whether the table starts over (compared whole): new columns, or another strategy."""
+    return (
+        t.source.name in drift.new_columns
+        or prev.strategy != t.strategy
+        or (prev.strategy_column or None) != (t.strategy_column or None)
+    )
 
 
 def known_types(existing: dict[str, SyncedTable]) -> dict[str, dict[str, str]]:
