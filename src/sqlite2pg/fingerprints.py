@@ -146,15 +146,20 @@ class Helper:
 
 
 def _share(jobs: Sequence[Job], min_rows: int) -> list[Job]:
-    """The helper's jobs: the largest tables, up to about half of all rows (at least the
-    largest), in the caller's order."""
-    total = sum(j.rows for j in jobs)
+    """The helper's jobs: the costliest tables (rows times columns: the row texts are the
+    work), up to about half of the total cost and at least the costliest, in the caller's
+    order."""
+
+    def cost(j: Job) -> int:
+        return j.rows * len(j.columns)
+
+    total = sum(cost(j) for j in jobs)
     share = 0
     mine: set[str] = set()
-    for j in sorted((j for j in jobs if j.rows >= min_rows), key=lambda j: -j.rows):
-        if not mine or share + j.rows <= total * 0.6:
+    for j in sorted((j for j in jobs if j.rows >= min_rows), key=lambda j: -cost(j)):
+        if not mine or share + cost(j) <= total * 0.55:
             mine.add(j.table)
-            share += j.rows
+            share += cost(j)
     return [j for j in jobs if j.table in mine]
 
 
