@@ -78,7 +78,7 @@ class Helper:
         self, conn: sqlite3.Connection, jobs: Sequence[Job], min_rows: int | None = None
     ) -> None:
         self.jobs: dict[str, int] = {}
-        self.done: dict[int, bool] = {}
+        self.done: set[int] = set()  # jobs whose file is complete
         self.proc: subprocess.Popen[str] | None = None
         self.dir = ""
         source = twin_source(conn)
@@ -102,7 +102,7 @@ class Helper:
             self.proc.stdin.close()
         except OSError as exc:
             log.debug("no fingerprint helper: %s", exc)
-            self.proc = None
+            self._stop()
             return
         self.jobs = {j.table: i for i, j in enumerate(chosen)}
 
@@ -126,8 +126,8 @@ class Helper:
                 log.debug("fingerprint helper stopped: %s", line.strip() or "no output")
                 self._stop()
                 break
-            self.done[int(line.split()[1])] = True
-        return self.done.get(i, False)
+            self.done.add(int(line.split()[1]))
+        return i in self.done
 
     def _stop(self) -> None:
         if self.proc is not None:
