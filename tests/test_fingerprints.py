@@ -105,3 +105,17 @@ def test_a_helper_that_dies_hands_the_work_back(tmp_path: Path) -> None:
             assert _read(conn, helper) == _read(conn, None)
         finally:
             helper.close()
+
+
+def test_no_room_for_the_helper_s_files_means_no_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = open_source(_db(tmp_path / "s.db"))
+    monkeypatch.setattr(fingerprints.tempfile, "tempdir", str(tmp_path / "missing"))
+    with snapshot(conn):
+        helper = Helper(conn, JOBS, min_rows=1)
+        try:
+            assert helper.jobs == {} and helper.proc is None
+            assert sum(b.n for b in _read(conn, helper)["a"]) == 5001
+        finally:
+            helper.close()

@@ -86,12 +86,12 @@ class Helper:
         if source is None or not chosen:
             return
         path, identity, version = source
-        self.dir = tempfile.mkdtemp(prefix="sqlite2pg-fp-")
-        work = {
-            "path": str(path), "identity": list(identity), "version": version,
-            "out": self.dir, "parent": os.getpid(), "jobs": [asdict(j) for j in chosen],
-        }  # fmt: skip
         try:
+            self.dir = tempfile.mkdtemp(prefix="sqlite2pg-fp-")
+            work = {
+                "path": str(path), "identity": list(identity), "version": version,
+                "out": self.dir, "parent": os.getpid(), "jobs": [asdict(j) for j in chosen],
+            }  # fmt: skip
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sqlite2pg.fingerprints"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
