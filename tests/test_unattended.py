@@ -78,22 +78,33 @@ def test_terminated_connections_are_retried_and_the_target_is_exact(
     dbname = conninfo_to_dict(pg_url)["dbname"]
     killed: list[int] = []
 
+    blocking = threading.Event()
+
     def terminate_twice() -> None:
-        with psycopg.connect(pg_admin, autocommit=True) as admin:
+        # An uncommitted CREATE SCHEMA of the name the sync's state needs makes each attempt
+        # wait on a lock near its end (after the data is copied): the attempt to terminate is
+        # found there every time, however fast the load is.
+        with (
+            psycopg.connect(pg_url) as blocker,
+            psycopg.connect(pg_admin, autocommit=True) as admin,
+        ):
+            blocker.execute("CREATE SCHEMA sqlite2pg")
+            blocking.set()
             deadline = time.monotonic() + 120
             while len(killed) < 2 and time.monotonic() < deadline:
                 rows = admin.execute(
                     "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s "
-                    "AND application_name = 'sqlite2pg' AND state <> 'idle'",
+                    "AND application_name = 'sqlite2pg' AND wait_event_type = 'Lock'",
                     (dbname,),
                 ).fetchall()
                 if any(r[0] for r in rows):
                     killed.append(len(killed))
-                    time.sleep(0.5)
                 time.sleep(0.05)
+            blocker.rollback()
 
     killer = threading.Thread(target=terminate_twice)
     killer.start()
+    assert blocking.wait(30)
     run = _cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
     killer.join()
     assert len(killed) == 2, "the test did not manage to terminate two backends"
