@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import psycopg
 
@@ -66,6 +66,7 @@ from .syncstate import STATE_SCHEMA, SyncedTable
 
 Cursor = psycopg.Cursor[Any]
 Key = tuple[object, ...]
+R = TypeVar("R")  # a range, however a caller names it
 
 STATE_DDL = f"""
 CREATE SCHEMA IF NOT EXISTS {STATE_SCHEMA};
@@ -634,6 +635,26 @@ def _layout(ctx: Context, t: TablePlan) -> tuple[int, int]:
     return lo, shift
 
 
+def _one_short(
+    ctx: Context, t: TablePlan, candidates: Sequence[tuple[R, Key]], upserts: set[Key]
+) -> tuple[list[Key], list[R]]:
+    """Ranges one row short name their missing key: (the keys really deleted, the ranges to
+    list because theirs was not: present in the source, absent from the target or upserted)."""
+    if not candidates:
+        return [], []
+    keys = [c for _, c in candidates]
+    in_target = _present_in_target(ctx, t, keys)
+    in_source = existing_keys(ctx.sconn, t, keys)
+    deleted: list[Key] = []
+    rest: list[R] = []
+    for item, c in candidates:
+        if c in in_target and c not in in_source and c not in upserts:
+            deleted.append(c)
+        else:
+            rest.append(item)
+    return deleted, rest
+
+
 def _int_key_diff(
     ctx: Context,
     t: TablePlan,
@@ -698,16 +719,8 @@ def _int_key_diff(
             )
             continue
         listed.append(r)
-    deleted: list[Key] = []
-    if candidates:
-        cands = list(candidates.items())
-        in_target = _present_in_target(ctx, t, [c for _, c in cands])
-        in_source = existing_keys(ctx.sconn, t, [c for _, c in cands])
-        for r, c in cands:
-            if c in in_target and c not in in_source and c not in upserts:
-                deleted.append(c)
-            else:
-                listed.append(r)
+    deleted, not_so = _one_short(ctx, t, list(candidates.items()), upserts)
+    listed.extend(not_so)
     missing: list[Key] = []
     if listed:
         width = 1 << shift
@@ -874,16 +887,8 @@ def _bisect(
                     to_list.append(sub)
                 else:
                     work.append(sub)
-    deleted: list[Key] = []
-    if candidates:
-        keys = [c for _, c in candidates]
-        in_target = _present_in_target(ctx, t, keys)
-        in_source = existing_keys(ctx.sconn, t, keys)
-        for box, c in candidates:
-            if c in in_target and c not in in_source and c not in upserts:
-                deleted.append(c)
-            else:
-                to_list.append(box)
+    deleted, not_so = _one_short(ctx, t, candidates, upserts)
+    to_list.extend(not_so)
     missing: list[Key] = []
     for i in range(0, len(to_list), 500):
         d, m = _list_boxes(ctx, t, to_list[i : i + 500], upserts)
