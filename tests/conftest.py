@@ -1,12 +1,14 @@
 """Shared fixtures: a real PostgreSQL (SQLITE2PG_TEST_PG_URL, else the embedded server) with a
-fresh database per test, and paths to the shared Chinook file."""
+fresh database per test, paths to the shared Chinook file, and the CLI run as a user runs it."""
 
 from __future__ import annotations
 
 import os
 import sqlite3
+import subprocess
+import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import psycopg
@@ -14,6 +16,7 @@ import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "sqlite2pg"]  # the command a user types, from this environment
 CHINOOK = Path(
     os.environ.get("SQLITE2PG_CHINOOK", ROOT.parent / "shared" / "data" / "Chinook_Sqlite.sqlite")
 )
@@ -80,3 +83,17 @@ def make_db(
     conn.commit()
     conn.close()
     return path
+
+
+def run_cli(
+    args: Sequence[str], cwd: Path, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """sqlite2pg in its own process, as a user runs it; ``env`` adds to the environment."""
+    return subprocess.run(
+        [*CLI, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

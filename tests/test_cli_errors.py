@@ -8,14 +8,13 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import make_db
+from conftest import CLI, make_db
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -24,7 +23,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
     env["NO_COLOR"] = "1"
     return subprocess.run(
-        [sys.executable, "-m", "sqlite2pg", *args],
+        [*CLI, *args],
         capture_output=True,
         text=True,
         cwd=cwd,

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
+
+from conftest import CLI
 
 
 def test_demo_migrates_changes_syncs_and_verifies(tmp_path: Path) -> None:
@@ -16,7 +17,7 @@ def test_demo_migrates_changes_syncs_and_verifies(tmp_path: Path) -> None:
     env["COLUMNS"] = "120"
     try:
         run = subprocess.run(
-            [sys.executable, "-m", "sqlite2pg", "demo"],
+            [*CLI, "demo"],
             cwd=tmp_path,
             env=env,
             capture_output=True,
@@ -37,7 +38,7 @@ def test_demo_migrates_changes_syncs_and_verifies(tmp_path: Path) -> None:
         assert any(p.suffix == ".html" for p in (tmp_path / "reports").iterdir())
     finally:
         subprocess.run(
-            [sys.executable, "-m", "sqlite2pg", "server", "stop"],
+            [*CLI, "server", "stop"],
             cwd=tmp_path,
             env=env,
             capture_output=True,

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from conftest import run_cli
 from sqlite2pg.config import Config
 from sqlite2pg.errors import DriftError
 from test_incremental import assert_same, row_versions, sync
@@ -152,26 +151,11 @@ def test_cli_drift_message_and_exit_status(chinook: Path, pg_url: str, tmp_path:
     conn.execute("ALTER TABLE Customer DROP COLUMN Fax")
     conn.commit()
     conn.close()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sqlite2pg",
-            "sync",
-            "--source",
-            str(chinook),
-            "--target",
-            pg_url,
-            "--state",
-            str(tmp_path / "state.db"),
-            "--verify",
-            "off",
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    proc = run_cli(
+        ["sync", "--source", str(chinook), "--target", pg_url, "--state",
+         str(tmp_path / "state.db"), "--verify", "off"],
+        tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "column Customer.Fax was dropped" in proc.stderr

@@ -76,31 +76,24 @@ def test_no_helper_for_a_replaced_file_or_outside_a_snapshot(tmp_path: Path) -> 
             replaced.close()
 
 
-def test_a_helper_that_finds_another_snapshot_hands_the_work_back(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("failure", ["another snapshot", "killed"])
+def test_a_helper_that_fails_hands_the_work_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
 ) -> None:
     conn = open_source(_db(tmp_path / "s.db"))
     with snapshot(conn):
-        real = fingerprints.twin_source(conn)
-        assert real is not None
-        path, identity, version = real
-        # as if the schema had changed between the run's snapshot and the helper's start
-        monkeypatch.setattr(fingerprints, "twin_source", lambda c: (path, identity, version + 1))
+        if failure == "another snapshot":  # the schema changed before the helper began
+            real = fingerprints.twin_source(conn)
+            assert real is not None
+            path, identity, version = real
+            monkeypatch.setattr(
+                fingerprints, "twin_source", lambda c: (path, identity, version + 1)
+            )
         helper = Helper(conn, JOBS, min_rows=1)
         try:
-            assert helper.jobs == {"a": 0} and helper.buckets("a") is None
-            assert _read(conn, helper) == _read(conn, None)
-        finally:
-            helper.close()
-
-
-def test_a_helper_that_dies_hands_the_work_back(tmp_path: Path) -> None:
-    conn = open_source(_db(tmp_path / "s.db"))
-    with snapshot(conn):
-        helper = Helper(conn, JOBS, min_rows=1)
-        try:
-            assert helper.proc is not None
-            helper.proc.kill()
+            assert helper.jobs == {"a": 0} and helper.proc is not None
+            if failure == "killed":
+                helper.proc.kill()
             assert helper.buckets("a") is None
             assert _read(conn, helper) == _read(conn, None)
         finally:

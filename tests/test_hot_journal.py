@@ -4,14 +4,13 @@ triggers strategy (writes allowed) it rolls the journal back and syncs the commi
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import psycopg
 
-from conftest import make_db
+from conftest import make_db, run_cli
 
 DIE_MID_WRITE = """
 import os, signal, sqlite3, sys
@@ -30,17 +29,6 @@ def _crash_a_writer(db: Path) -> None:
     assert Path(f"{db}-journal").exists(), "no hot journal left behind"
 
 
-def _sync(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite2pg", "sync", *args],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_a_hot_journal_is_named_when_the_source_may_not_be_written(
     tmp_path: Path, pg_url: str
 ) -> None:
@@ -50,7 +38,7 @@ def test_a_hot_journal_is_named_when_the_source_may_not_be_written(
         {"t": [(1, "a"), (2, "b")]},
     )
     _crash_a_writer(db)
-    run = _sync(["--source", str(db), "--target", pg_url], tmp_path)
+    run = run_cli(["sync", "--source", str(db), "--target", pg_url], tmp_path)
     assert run.returncode == 2, run.stderr
     assert "hot journal" in run.stderr and "Traceback" not in run.stderr
     assert Path(f"{db}-journal").exists()  # the source was not touched
@@ -65,7 +53,7 @@ def test_the_triggers_strategy_rolls_the_hot_journal_back(tmp_path: Path, pg_url
     _crash_a_writer(db)
     cfg = tmp_path / "job.yml"
     cfg.write_text(f"source: {db}\ntables:\n  t:\n    strategy: triggers\n")
-    run = _sync(["-c", str(cfg), "--target", pg_url], tmp_path)
+    run = run_cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
     assert run.returncode == 0, run.stderr
     with psycopg.connect(pg_url) as pg:
         assert pg.execute("SELECT id, v FROM t ORDER BY id").fetchall() == [(1, "a"), (2, "b")]

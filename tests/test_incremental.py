@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 import sqlite2pg.api as api
+from conftest import run_cli
 from sqlite2pg import fingerprints
 from sqlite2pg.config import Config
 from sqlite2pg.errors import LockHeldError, MassDeleteError
@@ -427,31 +428,13 @@ def test_identity_continues_after_incremental_inserts(
 
 def test_cli_incremental_json(chinook: Path, pg_url: str, tmp_path: Path) -> None:
     import json
-    import subprocess
-    import sys
 
     def run() -> dict[str, Any]:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "sqlite2pg",
-                "sync",
-                "--source",
-                str(chinook),
-                "--target",
-                pg_url,
-                "--state",
-                str(tmp_path / "st.db"),
-                "--verify",
-                "off",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-            cwd=tmp_path,
-            check=False,
-        )
+        proc = run_cli(
+            ["sync", "--source", str(chinook), "--target", pg_url, "--state",
+             str(tmp_path / "st.db"), "--verify", "off", "--json"],
+            tmp_path,
+        )  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         return json.loads(proc.stdout)  # type: ignore[no-any-return]
 

@@ -14,7 +14,6 @@ import random
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from conftest import CLI
 from sqlite2pg.sample import apply_changes, write_sample
 from test_incremental import assert_same
 
@@ -31,9 +31,7 @@ KILLS = 4
 
 def _cmd(db: Path, pg_url: str, tmp_path: Path, config: Path | None) -> list[str]:
     cmd = [
-        sys.executable,
-        "-m",
-        "sqlite2pg",
+        *CLI,
         "sync",
         "--source",
         str(db),

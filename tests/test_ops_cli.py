@@ -3,25 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 import sqlite2pg.api as api
-from conftest import make_db
-
-
-def _run(
-    args: list[str], cwd: Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite2pg", *args],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from conftest import make_db, run_cli
 
 
 def _fake_crontab(tmp_path: Path) -> dict[str, str]:
@@ -44,10 +30,12 @@ def test_schedule_install_is_idempotent_and_removable(tmp_path: Path) -> None:
     cfg = tmp_path / "job.yml"
     cfg.write_text(f"source: {db}\n")
     env = _fake_crontab(tmp_path)
-    first = _run(["schedule", "-c", str(cfg), "--weekly", "sun 02:00", "--install"], tmp_path, env)
+    first = run_cli(
+        ["schedule", "-c", str(cfg), "--weekly", "sun 02:00", "--install"], tmp_path, env
+    )
     assert first.returncode == 0, first.stderr
     assert "installed in your crontab" in first.stdout
-    again = _run(["schedule", "-c", str(cfg), "--daily", "03:30", "--install"], tmp_path, env)
+    again = run_cli(["schedule", "-c", str(cfg), "--daily", "03:30", "--install"], tmp_path, env)
     assert again.returncode == 0, again.stderr
     lines = (tmp_path / "crontab.txt").read_text().splitlines()
     entries = [line for line in lines if f"# sqlite2pg:{cfg}" in line]
@@ -55,7 +43,7 @@ def test_schedule_install_is_idempotent_and_removable(tmp_path: Path) -> None:
     assert entries[0].startswith("30 3 * * * cd ")
     assert f"sync --config {cfg}" in entries[0]
     assert str(Path(sys.executable).parent / "sqlite2pg") in entries[0]
-    gone = _run(["schedule", "-c", str(cfg), "--remove"], tmp_path, env)
+    gone = run_cli(["schedule", "-c", str(cfg), "--remove"], tmp_path, env)
     assert gone.returncode == 0 and "removed" in gone.stdout
     assert f"# sqlite2pg:{cfg}" not in (tmp_path / "crontab.txt").read_text()
 
@@ -63,7 +51,7 @@ def test_schedule_install_is_idempotent_and_removable(tmp_path: Path) -> None:
 def test_schedule_rejects_a_bad_time(tmp_path: Path) -> None:
     cfg = tmp_path / "job.yml"
     cfg.write_text("source: app.db\n")
-    bad = _run(["schedule", "-c", str(cfg), "--weekly", "funday 02:00"], tmp_path)
+    bad = run_cli(["schedule", "-c", str(cfg), "--weekly", "funday 02:00"], tmp_path)
     assert bad.returncode == 2
     assert bad.stderr.startswith("error: bad schedule")
     assert "Traceback" not in bad.stderr
@@ -77,16 +65,16 @@ def test_status_is_unhealthy_before_any_run_and_healthy_after(tmp_path: Path, pg
     )
     cfg = tmp_path / "job.yml"
     cfg.write_text(f"source: {db}\nverify: off\n")
-    before = _run(["status", "-c", str(cfg), "--target", pg_url], tmp_path)
+    before = run_cli(["status", "-c", str(cfg), "--target", pg_url], tmp_path)
     assert before.returncode == 1
     assert "no sync has run yet" in before.stdout
-    sync = _run(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
+    sync = run_cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
     assert sync.returncode == 0, sync.stderr
-    after = _run(["status", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
+    after = run_cli(["status", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
     assert after.returncode == 0, after.stdout + after.stderr
     assert '"healthy": true' in after.stdout
     assert '"table": "t"' in after.stdout
-    stale = _run(
+    stale = run_cli(
         ["status", "-c", str(cfg), "--target", pg_url, "--max-age-hours", "0.000001"], tmp_path
     )
     assert stale.returncode == 1
@@ -104,18 +92,18 @@ def test_a_lost_state_database_is_rebuilt_from_the_target(tmp_path: Path, pg_url
     )
     cfg = tmp_path / "job.yml"
     cfg.write_text(f"source: {db}\nverify: off\nstate: {tmp_path / 'state.db'}\n")
-    assert _run(["sync", "-c", str(cfg), "--target", pg_url], tmp_path).returncode == 0
+    assert run_cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path).returncode == 0
     with sqlite3.connect(db) as app:
         app.execute("DELETE FROM t WHERE id = 3")
         app.execute("INSERT INTO t VALUES (4, 'd')")
-    assert _run(["sync", "-c", str(cfg), "--target", pg_url], tmp_path).returncode == 0
+    assert run_cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path).returncode == 0
     for f in tmp_path.glob("state.db*"):
         f.unlink()  # the disk the history lived on was replaced
 
-    status = _run(["status", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
+    status = run_cli(["status", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
     assert status.returncode == 0, status.stdout + status.stderr
     assert '"healthy": true' in status.stdout
-    history = _run(["history", "-c", str(cfg), "--json"], tmp_path)
+    history = run_cli(["history", "-c", str(cfg), "--json"], tmp_path)
     runs = json.loads(history.stdout)
     assert len(runs) == 2, history.stdout
     newest = runs[0]
@@ -125,7 +113,7 @@ def test_a_lost_state_database_is_rebuilt_from_the_target(tmp_path: Path, pg_url
 
     for f in tmp_path.glob("state.db*"):
         f.unlink()
-    sync = _run(["sync", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
+    sync = run_cli(["sync", "-c", str(cfg), "--target", pg_url, "--json"], tmp_path)
     assert sync.returncode == 0, sync.stderr
     assert "2 earlier run(s) restored" in sync.stdout
-    assert len(json.loads(_run(["history", "-c", str(cfg), "--json"], tmp_path).stdout)) == 3
+    assert len(json.loads(run_cli(["history", "-c", str(cfg), "--json"], tmp_path).stdout)) == 3

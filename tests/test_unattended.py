@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -16,21 +14,10 @@ from typing import Any
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from conftest import make_db
+from conftest import CLI, make_db, run_cli
 from sqlite2pg.sample import write_sample
 
 SECRET = "Sup3r-s3cret-pw"
-
-
-def _cli(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite2pg", *args],
-        cwd=cwd,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 def _with_password(url: str, password: str) -> str:
@@ -51,12 +38,12 @@ def test_a_password_appears_in_no_log_report_or_output(tmp_path: Path, pg_url: s
         "target:\n  password: ${JOB_PW}\n"
     )
     target = _with_password(pg_url, SECRET)  # trust auth: the password is accepted and unused
-    done = _cli(["-v", "sync", "-c", str(cfg), "--target", target], tmp_path, JOB_PW=SECRET)
+    done = run_cli(["-v", "sync", "-c", str(cfg), "--target", target], tmp_path, {"JOB_PW": SECRET})
     assert done.returncode == 1, done.stderr  # 1: a row was rejected
-    bad = _cli(
+    bad = run_cli(
         ["sync", "-c", str(cfg), "--target", target.replace("dbname=", "dbname=nope_")],
         tmp_path,
-        JOB_PW=SECRET,
+        {"JOB_PW": SECRET},
     )
     assert bad.returncode == 2
     files = [tmp_path / "job.log", *sorted((tmp_path / "reports").iterdir())]
@@ -105,12 +92,12 @@ def test_terminated_connections_are_retried_and_the_target_is_exact(
     killer = threading.Thread(target=terminate_twice)
     killer.start()
     assert blocking.wait(30)
-    run = _cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
+    run = run_cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
     killer.join()
     assert len(killed) == 2, "the test did not manage to terminate two backends"
     assert run.returncode == 0, run.stderr
     assert "transient error" in run.stderr
-    verify = _cli(["verify", "-c", str(cfg), "--target", pg_url, "--level", "rows"], tmp_path)
+    verify = run_cli(["verify", "-c", str(cfg), "--target", pg_url, "--level", "rows"], tmp_path)
     assert verify.returncode == 0, verify.stdout + verify.stderr
 
 
@@ -125,7 +112,7 @@ def test_a_writer_holding_the_source_is_waited_for(tmp_path: Path, pg_url: str) 
     writer.execute("INSERT INTO t VALUES (1000, 'late')")
     released = threading.Timer(2.0, lambda: writer.execute("COMMIT"))
     released.start()
-    run = _cli(["sync", "--source", str(db), "--target", pg_url], tmp_path)
+    run = run_cli(["sync", "--source", str(db), "--target", pg_url], tmp_path)
     released.join()
     writer.close()
     assert run.returncode == 0, run.stderr
@@ -158,7 +145,7 @@ def test_rejected_rows_post_the_summary_to_the_webhook(tmp_path: Path, pg_url: s
         cfg.write_text(
             f"source: {db}\nnotify:\n  webhook: http://127.0.0.1:{server.server_port}/hook\n"
         )
-        run = _cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
+        run = run_cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
     finally:
         server.shutdown()
     assert run.returncode == 1, run.stderr
@@ -174,7 +161,7 @@ def test_a_second_concurrent_run_exits_75_naming_the_holder(tmp_path: Path, pg_u
     cfg = tmp_path / "job.yml"
     cfg.write_text(f"source: {db}\n")
     first = subprocess.Popen(
-        [sys.executable, "-m", "sqlite2pg", "sync", "-c", str(cfg), "--target", pg_url],
+        [*CLI, "sync", "-c", str(cfg), "--target", pg_url],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -184,7 +171,7 @@ def test_a_second_concurrent_run_exits_75_naming_the_holder(tmp_path: Path, pg_u
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (lock.exists() and lock.read_text().strip()):
         time.sleep(0.02)
-    second = _cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
+    second = run_cli(["sync", "-c", str(cfg), "--target", pg_url], tmp_path)
     _out, err = first.communicate(timeout=600)
     assert first.returncode == 0, err
     assert second.returncode == 75, second.stderr

@@ -3,37 +3,25 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import psycopg
 
-
-def _cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "sqlite2pg", *args],
-        cwd=cwd,
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+from conftest import run_cli
 
 
 def test_verify_names_a_tampered_row_and_writes_a_report(
     chinook: Path, pg_url: str, tmp_path: Path
 ) -> None:
-    sync = _cli(["sync", "--source", str(chinook), "--target", pg_url, "--json"], tmp_path)
+    sync = run_cli(["sync", "--source", str(chinook), "--target", pg_url, "--json"], tmp_path)
     assert sync.returncode == 0, sync.stderr
-    clean = _cli(["verify", "--source", str(chinook), "--target", pg_url], tmp_path)
+    clean = run_cli(["verify", "--source", str(chinook), "--target", pg_url], tmp_path)
     assert clean.returncode == 0, clean.stdout + clean.stderr
     assert "identical" in clean.stdout
     with psycopg.connect(pg_url) as pg:
         pg.execute("DELETE FROM invoice_line WHERE invoice_line_id = 7")
         pg.execute("UPDATE track SET name = 'Changed' WHERE track_id = 42")
-    run = _cli(["verify", "--source", str(chinook), "--target", pg_url, "--json"], tmp_path)
+    run = run_cli(["verify", "--source", str(chinook), "--target", pg_url, "--json"], tmp_path)
     assert run.returncode == 1, run.stderr
     out = json.loads(run.stdout)
     assert out["identical"] is False
@@ -43,7 +31,7 @@ def test_verify_names_a_tampered_row_and_writes_a_report(
     assert list(different[0]["columns"]) == ["Name"]
     assert [Path(f).suffix for f in out["report_files"]] == [".json", ".html"]
     assert all(Path(f).exists() for f in out["report_files"])
-    history = _cli(["history", "--json"], tmp_path)
+    history = run_cli(["history", "--json"], tmp_path)
     assert history.returncode == 0, history.stderr
     commands = [(h["command"], h["status"]) for h in json.loads(history.stdout)]
     assert commands[0] == ("verify", "differences")
