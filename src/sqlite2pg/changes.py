@@ -32,7 +32,7 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
@@ -1105,65 +1105,94 @@ def bucket_reader(sconn: sqlite3.Connection, t: TablePlan) -> BucketReader:
 
 
 def _bucket_rows(ctx: Context, t: TablePlan) -> Iterator[Bucket]:
-    if ctx.pre is not None and t.source.name in ctx.pre.tables:
-        yield from ctx.pre.records(t.source.name)
+    found = ctx.pre.records(t) if ctx.pre is not None else None
+    if found is not None:
+        yield from found
         return
     reader = bucket_reader(ctx.sconn, t)
     yield from reader.hashes(with_keys=not _alias(t))
 
 
 class Precomputed:
-    """The hash tables' bucket fingerprints for a full load's state, computed in a thread
-    while PostgreSQL builds indexes and foreign keys (the snapshot's SQLite connection is idle
-    then; sqlite3 releases the GIL while SQLite works). Spooled to temporary files, so memory
-    stays flat; the caller must not use the connection until :meth:`join` returns."""
+    """The hash tables' bucket fingerprints for a full load's state, computed while this
+    process is busy elsewhere: the larger tables by a helper process (see :mod:`fingerprints`)
+    that starts before the copy, the others in a thread while PostgreSQL builds indexes and
+    foreign keys (the snapshot's SQLite connection is idle then; sqlite3 releases the GIL
+    while SQLite works). Spooled to temporary files, so memory stays flat; the caller must not
+    use the connection between :meth:`start` and :meth:`join`."""
 
     def __init__(self, sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> None:
-        self.tables = {
-            t.source.name: t
-            for t in tables
-            if t.source.primary_key and has_rowid(t) and strategy_for(t).name == "hash"
-        }
+        self.sconn = sconn
+        self.jobs = {j.table: j for j in hash_jobs(sconn, tables)}
+        self.helper = Helper(sconn, list(self.jobs.values()), share=1.0, background=True)
         self.files: dict[str, Any] = {}
         self.error: BaseException | None = None
-        self.sconn = sconn
-        self.thread = threading.Thread(target=self._run, name="sqlite2pg-buckets", daemon=True)
+        self.thread: threading.Thread | None = None
+
+    def start(self, tables: Sequence[TablePlan]) -> None:
+        """Fingerprint the tables the helper does not do, in a thread."""
+        mine = [t for t in tables if t.source.name in self.jobs and not self._helped(t)]
+        self.thread = threading.Thread(
+            target=self._run, args=(mine,), name="sqlite2pg-buckets", daemon=True
+        )
         self.thread.start()
 
-    def _run(self) -> None:
+    def _helped(self, t: TablePlan) -> bool:
+        """The helper took this table, with the columns it was created with."""
+        return t.source.name in self.helper.jobs and self.jobs[t.source.name] == table_job(
+            self.sconn, t, self.jobs[t.source.name].rows
+        )
+
+    def _run(self, tables: Sequence[TablePlan]) -> None:
         try:
-            for name, t in self.tables.items():
+            for t in tables:
                 f = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
-                self.files[name] = f
+                self.files[t.source.name] = f
                 write_buckets(f, bucket_reader(self.sconn, t).hashes(with_keys=not _alias(t)))
         except BaseException as exc:  # re-raised in the caller's thread by join()
             self.error = exc
 
     def join(self) -> None:
-        self.thread.join()
+        if self.thread is not None:
+            self.thread.join()
         if self.error is not None:
             raise self.error
 
-    def records(self, name: str) -> Iterator[Bucket]:
-        return read_buckets(self.files[name])
+    def records(self, t: TablePlan) -> Iterator[Bucket] | None:
+        """The table's buckets in order, or None: compute them in place."""
+        if t.source.name in self.files:
+            return read_buckets(self.files[t.source.name])
+        return self.helper.buckets(t.source.name) if self._helped(t) else None
 
     def close(self) -> None:
+        self.helper.close()
         for f in self.files.values():
             f.close()
+
+
+def table_job(sconn: sqlite3.Connection, t: TablePlan, rows: int | None = None) -> Job:
+    """What fingerprinting ``t`` takes (``rows``: its size, read from the b-tree if None)."""
+    if rows is None:
+        top = sconn.execute(f"SELECT max(rowid) FROM {qi(t.source.name)}").fetchone()[0]
+        rows = top if isinstance(top, int) else 0
+    reals = tuple(c.source.name for c in t.copy_columns if realish(c.source.declared_type))
+    columns, keys = tuple(copied_source_columns(t)), tuple(pk_source(t))
+    return Job(t.source.name, columns, keys, reals, not _alias(t), rows)
+
+
+def hash_jobs(sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> list[Job]:
+    """The fingerprinting work of the tables the hash strategy compares by bucket."""
+    return [
+        table_job(sconn, t)
+        for t in tables
+        if t.source.primary_key and has_rowid(t) and strategy_for(t).name == "hash"
+    ]
 
 
 def fingerprint_helper(ctx: Context, tables: Sequence[TablePlan]) -> Helper:
     """Start fingerprinting the larger of ``tables`` that the hash strategy compares by
     bucket, in a helper process (see :mod:`fingerprints`); the rest stay with the caller."""
-    jobs = []
-    for t in tables:
-        if not (t.source.primary_key and has_rowid(t) and strategy_for(t).name == "hash"):
-            continue
-        top = ctx.sconn.execute(f"SELECT max(rowid) FROM {qi(t.source.name)}").fetchone()[0]
-        reals = tuple(c.source.name for c in t.copy_columns if realish(c.source.declared_type))
-        size = top if isinstance(top, int) else 0
-        columns, keys = tuple(copied_source_columns(t)), tuple(pk_source(t))
-        jobs.append(Job(t.source.name, columns, keys, reals, False, size))
+    jobs = [replace(j, with_keys=False) for j in hash_jobs(ctx.sconn, tables)]
     return Helper(ctx.sconn, jobs)
 
 
@@ -1713,7 +1742,8 @@ def initial_state(
 
 
 def precompute(sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> Precomputed:
-    """Start computing the full load's hash state in the background (see Precomputed)."""
+    """Start computing the full load's hash state in a helper process (see Precomputed);
+    :meth:`Precomputed.start` does the rest once the tables are loaded."""
     return Precomputed(sconn, tables)
 
 

@@ -75,14 +75,22 @@ class Helper:
     on stdin and reports each finished table as a line on stdout."""
 
     def __init__(
-        self, conn: sqlite3.Connection, jobs: Sequence[Job], min_rows: int | None = None
+        self,
+        conn: sqlite3.Connection,
+        jobs: Sequence[Job],
+        min_rows: int | None = None,
+        *,
+        share: float = 0.55,
+        background: bool = False,
     ) -> None:
+        """``share``: about how much of the work the helper takes; ``background``: at a low
+        CPU priority, using what the run and PostgreSQL leave idle (a full load's copy)."""
         self.jobs: dict[str, int] = {}
         self.done: set[int] = set()  # jobs whose file is complete
         self.proc: subprocess.Popen[str] | None = None
         self.dir = ""
         source = twin_source(conn)
-        chosen = _share(jobs, MIN_ROWS if min_rows is None else min_rows)
+        chosen = _share(jobs, MIN_ROWS if min_rows is None else min_rows, share)
         if source is None or not chosen:
             return
         path, identity, version = source
@@ -91,6 +99,7 @@ class Helper:
             work = {
                 "path": str(path), "identity": list(identity), "version": version,
                 "out": self.dir, "parent": os.getpid(), "jobs": [asdict(j) for j in chosen],
+                "nice": 10 if background else 0,
             }  # fmt: skip
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "sqlite2pg.fingerprints"],
@@ -145,27 +154,29 @@ class Helper:
             shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def _share(jobs: Sequence[Job], min_rows: int) -> list[Job]:
+def _share(jobs: Sequence[Job], min_rows: int, share: float) -> list[Job]:
     """The helper's jobs: the costliest tables (rows times columns: the row texts are the
-    work), up to about half of the total cost and at least the costliest, in the caller's
-    order."""
+    work), up to about ``share`` of the total cost and at least the costliest, in the
+    caller's order."""
 
     def cost(j: Job) -> int:
         return j.rows * len(j.columns)
 
     total = sum(cost(j) for j in jobs)
-    share = 0
+    taken = 0
     mine: set[str] = set()
     for j in sorted((j for j in jobs if j.rows >= min_rows), key=lambda j: -cost(j)):
-        if not mine or share + cost(j) <= total * 0.55:
+        if not mine or taken + cost(j) <= total * share:
             mine.add(j.table)
-            share += cost(j)
+            taken += cost(j)
     return [j for j in jobs if j.table in mine]
 
 
 def _main() -> None:
     """In the helper process: fingerprint the jobs from the same snapshot, or say why not."""
     work = json.loads(sys.stdin.read())
+    if work.get("nice"):
+        os.nice(int(work["nice"]))
     conn = open_twin(Path(work["path"]), tuple(work["identity"]), int(work["version"]))
     if conn is None:
         print("fail: not the same snapshot (busy, replaced or changed)", flush=True)

@@ -347,26 +347,27 @@ def full_load(
         cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
         cur.execute("SET LOCAL TimeZone = 'UTC'")
         nocase = ddl.prepare_schema(cur, plan, report.warnings)
-        created: list[TablePlan] = []
-        for t in plan.tables:
-            if only is not None and t.source.name not in only:
-                continue
-            created.append(load_table(cur, sconn, t, plan.schema, cfg, sink, report, obs, nocase))
-        final = MigrationPlan(**{**plan.__dict__, "tables": tuple(created)})
-        # the hash strategy's fingerprints are read from SQLite while PostgreSQL builds indexes
-        pre = precompute(sconn, created)
-        try:
-            for t in created:
-                ddl.add_keys_and_indexes(cur, t, plan.schema, report.warnings)
-            if only is None:
-                ddl.add_foreign_keys(cur, final, report.tables, report.warnings)
-            else:  # also the foreign keys of other tables that refer to the reloaded ones
-                add_fks_touching(cur, plan, created, report)
-            ddl.create_views(cur, final, report.warnings)
-            syncstate.ensure(cur)
-        finally:
-            pre.join()  # the SQLite connection is ours again
-        try:
+        chosen = [t for t in plan.tables if only is None or t.source.name in only]
+        # the hash strategy's fingerprints: the larger tables' by a helper process from now on
+        with contextlib.closing(precompute(sconn, chosen)) as pre:
+            created = [
+                load_table(cur, sconn, t, plan.schema, cfg, sink, report, obs, nocase)
+                for t in chosen
+            ]
+            final = MigrationPlan(**{**plan.__dict__, "tables": tuple(created)})
+            # the other tables' are read from SQLite while PostgreSQL builds indexes
+            pre.start(created)
+            try:
+                for t in created:
+                    ddl.add_keys_and_indexes(cur, t, plan.schema, report.warnings)
+                if only is None:
+                    ddl.add_foreign_keys(cur, final, report.tables, report.warnings)
+                else:  # also the foreign keys of other tables that refer to the reloaded ones
+                    add_fks_touching(cur, plan, created, report)
+                ddl.create_views(cur, final, report.warnings)
+                syncstate.ensure(cur)
+            finally:
+                pre.join()  # the SQLite connection is ours again
             for t in created:
                 # what the table's change-detection strategy needs for the first incremental run
                 hw = initial_state(
@@ -380,8 +381,6 @@ def full_load(
                     pre,
                 )
                 syncstate.save_table(cur, plan.schema, t, report.run_id, hw)
-        finally:
-            pre.close()
         status = "rejected" if report.rejected else "ok"
         syncstate.save_run(
             cur,
