@@ -1444,3 +1444,30 @@ def test_on_invalid_null_policy_is_counted_and_never_breaks_not_null(
     # a NOT NULL column cannot take the policy's NULL: those rows are rejected, with reasons
     assert sorted((r.key["id"], r.column) for r in rejects_of(state)) == [(3, "at"), (4, "at")]
     assert report.exit_code == 1
+
+
+def test_null_in_a_not_null_column_is_rejected_not_a_failed_load(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """A file written with the constraint off holds NULL in a NOT NULL column. SQLite folds
+    ``IS NULL`` to false for such a column, so the profile must test typeof(): the row is
+    rejected with its reason and the rest loads (the column stays NOT NULL)."""
+    db = make_db(
+        tmp_path / "src.db",
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, at DATETIME);",
+        {"t": [(1, "a", "2024-01-01 00:00:00"), (2, None, None), (3, "c", "2024-01-03 00:00:00")]},
+    )
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute(
+        "UPDATE sqlite_master SET sql = 'CREATE TABLE t (id INTEGER PRIMARY KEY, "
+        "name TEXT NOT NULL, at DATETIME NOT NULL)' WHERE name = 't'"
+    )
+    conn.close()
+    state = str(tmp_path / "state.db")
+    report = api.sync(db, pg_url, state=state, verify="off")
+    assert report.status == "rejected" and report.tables["t"].rejected == 1
+    assert fetch(pg_url, "SELECT id FROM t ORDER BY id") == [(1,), (3,)]
+    assert columns(pg_url, "t")["name"]["notnull"] and columns(pg_url, "t")["at"]["notnull"]
+    (rejection,) = rejects_of(state, "t")
+    assert "null" in rejection.reason.lower()

@@ -19,7 +19,7 @@ import pytest
 
 import sqlite2pg.api as api
 from conftest import run_cli
-from sqlite2pg import fingerprints
+from sqlite2pg import changes, fingerprints
 from sqlite2pg.config import Config
 from sqlite2pg.errors import LockHeldError, MassDeleteError
 from sqlite2pg.naming import apply_policy
@@ -223,12 +223,30 @@ def test_full_load_state_from_the_helper_process_equals_the_runs_own(
     assert with_helper == alone
 
 
-def test_timestamp_ten_rounds(pg_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("indexed", [True, False], ids=["index", "no-index"])
+def test_timestamp_ten_rounds(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, indexed: bool
+) -> None:
+    """With an index on updated_at (the sample has one) the window's rows and the high-water
+    mark come from the index; without, from the key comparison's pass over the table."""
     db = tmp_path / "sample.db"
     write_sample(db, scale=0.3, seed=5, updated_at=True)
     tables = api.plan(db).tables
+    if not indexed:
+        with sqlite3.connect(db) as conn:
+            for t in tables:
+                conn.execute(f"DROP INDEX [IX_{t.source.name}_updated_at]")
     assert {t.strategy_column for t in tables} == {"updated_at"}  # auto-detected
+    searched: list[bool] = []
+    window_searched = changes._window_searched
+    monkeypatch.setattr(
+        changes,
+        "_window_searched",
+        lambda *a: searched.append(window_searched(*a)) or searched[-1],
+    )
     _rounds(db, pg_url, tmp_path, None, {t.source.name: "timestamp" for t in tables})
+    assert len(searched) == ROUNDS * len(tables)
+    assert set(searched) == {indexed}
 
 
 def test_append_ten_rounds(chinook: Path, pg_url: str, tmp_path: Path) -> None:
@@ -520,12 +538,18 @@ def test_orphans_made_by_a_source_without_foreign_keys_stop_the_run_with_a_fix(
 
 # --------------------------------------------------------------------------- timestamp edges
 
+INDEXED = pytest.mark.parametrize("index", [False, True], ids=["no-index", "index"])
 
-def _stamped_db(path: Path, *, wal: bool = False, declared: str = "DATETIME") -> sqlite3.Connection:
+
+def _stamped_db(
+    path: Path, *, wal: bool = False, declared: str = "DATETIME", index: bool = False
+) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
     if wal:
         conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, updated_at {declared})")
+    if index:
+        conn.execute("CREATE INDEX item_stamp ON item (updated_at)")
     conn.execute(
         "INSERT INTO item VALUES (1, 'a', '2024-05-01 10:00:00'), "
         "(2, 'b', '2024-05-01 11:00:00'), (3, 'c', '2024-05-01 12:00:00')"
@@ -538,11 +562,14 @@ def _target_rows(pg_url: str) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in pg.execute("SELECT id, v FROM item ORDER BY id")]
 
 
-def test_timestamp_late_commit_behind_the_high_water_mark(pg_url: str, tmp_path: Path) -> None:
+@INDEXED
+def test_timestamp_late_commit_behind_the_high_water_mark(
+    pg_url: str, tmp_path: Path, index: bool
+) -> None:
     """A row stamped before the last sync's high-water mark but committed after that sync (the
     application took its timestamp, then committed later) is still picked up: look-back."""
     db = tmp_path / "late.db"
-    app = _stamped_db(db, wal=True)
+    app = _stamped_db(db, wal=True, index=index)
     sync(db, pg_url, tmp_path)
     # a writer holds an open transaction during a sync: WAL, so the sync neither waits for it
     # nor sees its row
@@ -564,9 +591,12 @@ def test_timestamp_late_commit_behind_the_high_water_mark(pg_url: str, tmp_path:
     assert_same(db, pg_url)
 
 
-def test_timestamp_equal_to_the_high_water_mark_is_not_skipped(pg_url: str, tmp_path: Path) -> None:
+@INDEXED
+def test_timestamp_equal_to_the_high_water_mark_is_not_skipped(
+    pg_url: str, tmp_path: Path, index: bool
+) -> None:
     db = tmp_path / "eq.db"
-    app = _stamped_db(db)
+    app = _stamped_db(db, index=index)
     sync(db, pg_url, tmp_path)  # high-water mark 2024-05-01 12:00:00
     app.execute("INSERT INTO item VALUES (4, 'same second', '2024-05-01 12:00:00')")
     app.execute("UPDATE item SET v = 'C', updated_at = '2024-05-01 12:00:00' WHERE id = 3")
@@ -575,9 +605,12 @@ def test_timestamp_equal_to_the_high_water_mark_is_not_skipped(pg_url: str, tmp_
     assert _target_rows(pg_url) == [(1, "a"), (2, "b"), (3, "C"), (4, "same second")]
 
 
-def test_timestamp_null_cursor_rows_are_not_skipped(pg_url: str, tmp_path: Path) -> None:
+@INDEXED
+def test_timestamp_null_cursor_rows_are_not_skipped(
+    pg_url: str, tmp_path: Path, index: bool
+) -> None:
     db = tmp_path / "null.db"
-    app = _stamped_db(db)
+    app = _stamped_db(db, index=index)
     app.execute("INSERT INTO item VALUES (10, 'null from the start', NULL)")
     sync(db, pg_url, tmp_path)
     before = row_versions(pg_url)
@@ -597,9 +630,62 @@ def test_timestamp_null_cursor_rows_are_not_skipped(pg_url: str, tmp_path: Path)
     ]
 
 
-def test_timestamp_mixed_text_formats_and_epoch_numbers(pg_url: str, tmp_path: Path) -> None:
+def _set_schema(db: Path, sql: str) -> None:
+    """Rewrite the table's declaration in place (how files with NULLs in NOT NULL columns are
+    made: SQLite itself never writes one)."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA writable_schema = ON")
+    conn.execute("UPDATE sqlite_master SET sql = ? WHERE name = 'item'", (sql,))
+    conn.close()
+
+
+def test_timestamp_null_in_a_not_null_indexed_cursor_is_not_skipped(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite folds ``IS NULL`` to false for a NOT NULL column, yet a file can hold a NULL
+    there. The full load rejects that row (with its reason); each sync re-reads it (and
+    rejects it again) while it has no stamp, and copies it once it has one. The window leaves
+    the NULL test out, and is searched in the index, only when the index starts with a value."""
+    db = tmp_path / "nn.db"
+    nullable = "CREATE TABLE item (id INTEGER PRIMARY KEY, v TEXT, updated_at DATETIME)"
+    not_null = nullable.replace("DATETIME", "DATETIME NOT NULL")
+    app = _stamped_db(db, index=True)
+    app.execute("INSERT INTO item VALUES (10, 'no stamp', NULL)")
+    app.close()
+    _set_schema(db, not_null)
+    assert sync(db, pg_url, tmp_path).tables["item"].rejected == 1
+    searched: list[bool] = []
+    window_searched = changes._window_searched
+    monkeypatch.setattr(
+        changes, "_window_searched", lambda *a: searched.append(window_searched(*a)) or searched[-1]
+    )
+    _set_schema(db, nullable)
+    app = sqlite3.connect(db, isolation_level=None)
+    app.execute("UPDATE item SET v = 'changed, still no stamp' WHERE id = 10")
+    app.close()
+    _set_schema(db, not_null)
+    res = sync(db, pg_url, tmp_path).tables["item"]
+    assert searched == [False]  # the NULL test kept: a scan
+    assert (res.read, res.rejected, res.inserted) == (4, 1, 0)
+    _set_schema(db, nullable)
+    app = sqlite3.connect(db, isolation_level=None)
+    app.execute("UPDATE item SET updated_at = '2024-04-02 00:00:00' WHERE id = 10")
+    app.close()
+    _set_schema(db, not_null)
+    res = sync(db, pg_url, tmp_path).tables["item"]
+    assert (res.inserted, res.rejected) == (1, 0)
+    assert _target_rows(pg_url)[-1] == (10, "changed, still no stamp")
+    assert sync(db, pg_url, tmp_path).tables["item"].written == 0
+    assert searched == [False, True, True]  # no NULL left: searched in the index
+    assert_same(db, pg_url)
+
+
+@INDEXED
+def test_timestamp_mixed_text_formats_and_epoch_numbers(
+    pg_url: str, tmp_path: Path, index: bool
+) -> None:
     db = tmp_path / "mixed.db"
-    app = _stamped_db(db)
+    app = _stamped_db(db, index=index)
     sync(db, pg_url, tmp_path)
     # 'T' separator, offset, fraction: all later than 12:00 UTC, although some sort lower as text
     app.execute("UPDATE item SET v = 'T', updated_at = '2024-05-01T12:30:00' WHERE id = 1")

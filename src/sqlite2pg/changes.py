@@ -345,6 +345,20 @@ def key_diff(
     return diff
 
 
+def searches_index(sconn: sqlite3.Connection, query: str, params: Sequence[object]) -> bool:
+    """SQLite's planner answers ``query`` by searching indexes, reading no table or index
+    whole."""
+    steps = [str(r[-1]) for r in sconn.execute(f"EXPLAIN QUERY PLAN {query}", params)]
+    return any(s.startswith("SEARCH ") for s in steps) and not any(
+        s.startswith("SCAN ") for s in steps
+    )
+
+
+def _window_searched(ctx: Context, t: TablePlan, cond: str, params: Sequence[object]) -> bool:
+    cols = ", ".join(qi(c) for c in pk_source(t))
+    return searches_index(ctx.sconn, f"SELECT {cols} FROM {qi(t.source.name)} WHERE {cond}", params)
+
+
 def _window_keys(ctx: Context, t: TablePlan, window: Window) -> set[Key]:
     cols = ", ".join(qi(c) for c in pk_source(t))
     where = f" WHERE {window[0]}" if window[0] else ""
@@ -682,8 +696,11 @@ def _int_key_diff(
             u_new = _absent_in_target(ctx, t, upserts)
             expected = _expected(tagg, u_new, lo_all, shift, n_aggs)
         else:
+            # the whole table's count and sums first (cheap when nothing was deleted), unless
+            # the ranges are grouped by the first key column: that pass costs the same
+            grouped = shift == 0 and n_aggs > 1
             top, wkeys, totals = _cursor_scan(
-                ctx, t, extra_max, window, lo_all if kept is not None else None
+                ctx, t, extra_max, window, lo_all if kept is not None and not grouped else None
             )
             upserts.update(wkeys)
             u_new = _absent_in_target(ctx, t, upserts)
@@ -1489,8 +1506,20 @@ class _CursorStrategy:
         """The cursor column, when its maximum should come with the key comparison's scan."""
         return None
 
-    def _high_water(self, ctx: Context, t: TablePlan, diff: KeyDiff | None) -> object:
-        if diff is not None and self.extra_max(t) is not None:
+    def scanned_max(self, ctx: Context, t: TablePlan) -> str | None:
+        """:meth:`extra_max`, unless an index on the cursor column answers max() without a
+        scan (then the high-water mark is read from the index)."""
+        col = self.extra_max(t)
+        if col is None or searches_index(
+            ctx.sconn, f"SELECT max({qi(col)}) FROM {qi(t.source.name)}", ()
+        ):
+            return None
+        return col
+
+    def _high_water(
+        self, ctx: Context, t: TablePlan, diff: KeyDiff | None, scanned: str | None
+    ) -> object:
+        if diff is not None and scanned is not None:
             return diff.extra_max
         return self.high_water(ctx, t)
 
@@ -1502,23 +1531,24 @@ class _CursorStrategy:
             (ctx.schema, t.source.name),
         )
         diff: KeyDiff | None = None
+        scanned = self.scanned_max(ctx, t)
         if integer_key(t) and not rejected:
             # the target holds exactly the source's keys: keep the source's range aggregates
             with lenient_text(ctx.sconn):
                 lo, shift = _layout(ctx, t)
                 try:
-                    sagg, top, _ = _source_ranges(ctx, t, lo, shift, self.extra_max(t))
+                    sagg, top, _ = _source_ranges(ctx, t, lo, shift, scanned)
                 except _NotIntegers:
                     sagg = None
             if sagg is not None:
                 _save_ranges(ctx, t, ctx.cur, lo, shift, sagg)
                 diff = KeyDiff([], [], extra_max=top)
         elif rejected:
-            diff = key_diff(ctx, t, set(), extra_max=self.extra_max(t))
+            diff = key_diff(ctx, t, set(), extra_max=scanned)
             if diff.save is not None:
                 diff.save(ctx.cur)
         save_pending(ctx, t, diff.missing if diff is not None else [])
-        return _json_value(self._high_water(ctx, t, diff))
+        return _json_value(self._high_water(ctx, t, diff, scanned))
 
     def detect(self, ctx: Context, t: TablePlan, prev: SyncedTable) -> Detected:
         ensure_state(ctx.cur)
@@ -1530,15 +1560,21 @@ class _CursorStrategy:
             cond, params = "", ()
         where = f" WHERE {cond}" if cond else ""
         upserts: set[Key] = set()
-        if cond and self.same_scan and integer_key(t):
+        scanned = self.scanned_max(ctx, t)
+        if (
+            cond
+            and self.same_scan
+            and integer_key(t)
+            and not _window_searched(ctx, t, cond, params)
+        ):
             # the window's keys come with the key comparison's scan: one pass over the table
-            diff = key_diff(ctx, t, upserts, extra_max=self.extra_max(t), window=(cond, params))
-        else:
+            diff = key_diff(ctx, t, upserts, extra_max=scanned, window=(cond, params))
+        else:  # by an index on the cursor column (or every row: there is no window)
             with lenient_text(ctx.sconn):
                 upserts = _window_keys(ctx, t, (cond, params))
-            diff = key_diff(ctx, t, upserts, extra_max=self.extra_max(t))
+            diff = key_diff(ctx, t, upserts, extra_max=scanned)
         det = Detected(
-            high_water=_json_value(self._high_water(ctx, t, diff)),
+            high_water=_json_value(self._high_water(ctx, t, diff, scanned)),
             source_rows=diff.source_rows,
             deletes=diff.deleted,
         )
@@ -1586,21 +1622,40 @@ class TimestampStrategy(_CursorStrategy):
         return self.column(t)
 
     def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
-        col = qi(self.column(t))
+        name = self.column(t)
+        col = qi(name)
+        nulls = _null_term(ctx, t, name)
         lookback = ctx.cfg.table(t.source.name).lookback_seconds
         if isinstance(prev_hw, (int, float)) and not isinstance(prev_hw, bool):
             scale = 1000 if abs(prev_hw) > 100_000_000_000 else 1  # epoch milliseconds
             lo_num = prev_hw - (lookback + 86400) * scale
-            return f"({col} >= ? OR {col} IS NULL)", (lo_num,)
+            return f"({col} >= ?{nulls})", (lo_num,)
         try:
             ts = parse_timestamp(str(prev_hw))
         except (Reject, ValueError):
             return "", ()  # not a timestamp: every row is looked at
         lo = (ts.replace(tzinfo=None) - timedelta(seconds=lookback, days=1)).date().isoformat()
         return (
-            f"({col} >= ? OR {col} IS NULL OR {col} < '')",  # numbers sort before text
+            f"({col} >= ?{nulls} OR {col} < '')",  # numbers sort before text
             (lo,),
         )
+
+
+def _null_term(ctx: Context, t: TablePlan, col: str) -> str:
+    """The window's part for NULL cursors. SQLite folds ``IS NULL`` to false for a column
+    declared NOT NULL, yet a file can hold NULLs there (written with the constraint off):
+    for such a column ``typeof() = 'null'`` (a scan), left out when the column's index starts
+    with a value (NULLs sort first), so that the window can be searched in the index."""
+    c = qi(col)
+    if not next(sc for sc in t.source.columns if sc.name == col).notnull:
+        return f" OR {c} IS NULL"
+    q = f"SELECT typeof({c}) = 'null' FROM {qi(t.source.name)} ORDER BY {c} LIMIT 1"
+    steps = [str(r[-1]) for r in ctx.sconn.execute(f"EXPLAIN QUERY PLAN {q}")]
+    if any("INDEX" in s for s in steps) and not any("TEMP B-TREE" in s for s in steps):
+        row = ctx.sconn.execute(q).fetchone()
+        if row is None or not row[0]:
+            return ""
+    return f" OR typeof({c}) = 'null'"
 
 
 class AppendStrategy(_CursorStrategy):

@@ -1036,9 +1036,10 @@ def write_sample(
     """Write a Chinook-shaped SQLite database of ``scale`` times Chinook's rows to ``path``.
 
     The schema is Chinook's exactly; with ``updated_at=True`` every table also gets an
-    ``updated_at DATETIME NOT NULL`` column (UTC text). The same ``seed`` and ``scale`` give the
-    same file contents. The database is built in a temporary file beside ``path`` and renamed
-    into place at the end, so a failed run leaves nothing behind. Returns rows per table.
+    ``updated_at DATETIME NOT NULL`` column (UTC text) and an index on it. The same ``seed``
+    and ``scale`` give the same file contents. The database is built in a temporary file
+    beside ``path`` and renamed into place at the end, so a failed run leaves nothing behind.
+    Returns rows per table.
 
     Raises FileExistsError if ``path`` exists and ``overwrite`` is false, ValueError for a
     scale that is not a finite number above 0.
@@ -1132,7 +1133,10 @@ def _build(tmp: Path, counts: Mapping[str, int], seed: int, updated_at: bool) ->
             conn.executemany(line_sql, stamped(lines) if updated_at else lines)
             written["Invoice"] += len(heads)
             written["InvoiceLine"] += len(lines)
-        for name, table, column in _INDEXES:
+        indexes = list(_INDEXES)
+        if updated_at:  # what an application that syncs by this column would have
+            indexes += [(f"IX_{t}_{UPDATED_AT}", t, UPDATED_AT) for t in CHINOOK_ROWS]
+        for name, table, column in indexes:
             conn.execute(f"CREATE INDEX [{name}] ON [{table}] ([{column}])")
         conn.execute("COMMIT")
     finally:

@@ -289,8 +289,8 @@ def unusual_query(table_sql: str, columns: list[tuple[str, PgType, bool]]) -> st
     for name, cand, notnull in columns:
         c = f"({qi(name)} COLLATE BINARY)"
         tests.append(dirty_where(cand, c))
-        if notnull:
-            tests.append(f"{c} IS NULL")
+        if notnull:  # not "IS NULL": SQLite folds that to false for a NOT NULL column
+            tests.append(f"typeof({c}) = 'null'")
         if cand.kind == "smallint":
             tests.append(f"(typeof({c}) = 'integer' AND ({c} < -32768 OR {c} > 32767))")
         elif cand.kind == "varchar" and cand.length is not None:
