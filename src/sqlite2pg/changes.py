@@ -1624,7 +1624,7 @@ class TimestampStrategy(_CursorStrategy):
     def window(self, ctx: Context, t: TablePlan, prev_hw: object) -> tuple[str, tuple[object, ...]]:
         name = self.column(t)
         col = qi(name)
-        nulls = _null_term(ctx, t, name)
+        nulls = _null_term(t, name)
         lookback = ctx.cfg.table(t.source.name).lookback_seconds
         if isinstance(prev_hw, (int, float)) and not isinstance(prev_hw, bool):
             scale = 1000 if abs(prev_hw) > 100_000_000_000 else 1  # epoch milliseconds
@@ -1641,21 +1641,14 @@ class TimestampStrategy(_CursorStrategy):
         )
 
 
-def _null_term(ctx: Context, t: TablePlan, col: str) -> str:
-    """The window's part for NULL cursors. SQLite folds ``IS NULL`` to false for a column
-    declared NOT NULL, yet a file can hold NULLs there (written with the constraint off):
-    for such a column ``typeof() = 'null'`` (a scan), left out when the column's index starts
-    with a value (NULLs sort first), so that the window can be searched in the index."""
-    c = qi(col)
-    if not next(sc for sc in t.source.columns if sc.name == col).notnull:
-        return f" OR {c} IS NULL"
-    q = f"SELECT typeof({c}) = 'null' FROM {qi(t.source.name)} ORDER BY {c} LIMIT 1"
-    steps = [str(r[-1]) for r in ctx.sconn.execute(f"EXPLAIN QUERY PLAN {q}")]
-    if any("INDEX" in s for s in steps) and not any("TEMP B-TREE" in s for s in steps):
-        row = ctx.sconn.execute(q).fetchone()
-        if row is None or not row[0]:
-            return ""
-    return f" OR typeof({c}) = 'null'"
+def _null_term(t: TablePlan, col: str) -> str:
+    """The window's part for NULL cursors, for a nullable column only. A column declared NOT
+    NULL holds a NULL only in a file written with the constraint off; SQLite folds ``IS NULL``
+    to false for it, and the target's column is NOT NULL too, so such a row is rejected
+    (with its reason) and retried by key on every run until it has a value."""
+    if next(c for c in t.source.columns if c.name == col).notnull:
+        return ""
+    return f" OR {qi(col)} IS NULL"
 
 
 class AppendStrategy(_CursorStrategy):
