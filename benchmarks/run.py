@@ -209,6 +209,7 @@ class Settings:
     levels: list[str]
     rebuild: bool
     keep_dbs: bool
+    install: bool
     quiet_wait: float
     argv: list[str]
 
@@ -216,6 +217,41 @@ class Settings:
 # --------------------------------------------------------------------------------------------
 # Small helpers
 # --------------------------------------------------------------------------------------------
+
+
+def install_package(name: str) -> str | None:
+    """``apt-get install -y NAME`` (as root, else through ``sudo -n``), refreshing the package
+    lists once if the first attempt fails. None on success, else what went wrong."""
+    if shutil.which("apt-get") is None:
+        return "no apt-get on this machine"
+    prefix: list[str] = []
+    if os.geteuid() != 0:
+        if shutil.which("sudo") is None:
+            return "not root and no sudo"
+        prefix = ["sudo", "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    install = [*prefix, "apt-get", "install", "-y", "-q", name]
+    log(f"{name} is missing: {shlex.join(install)}")
+    for refresh in (False, True):
+        try:
+            if refresh:
+                subprocess.run(
+                    [*prefix, "apt-get", "update", "-q"],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    env=env,
+                    check=False,
+                )
+            r = subprocess.run(
+                install, capture_output=True, text=True, timeout=900, env=env, check=False
+            )
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return str(exc)
+        if r.returncode == 0 and shutil.which(name):
+            return None
+    lines = (r.stderr or r.stdout).strip().splitlines()
+    return lines[-1] if lines else f"apt-get exited with status {r.returncode}"
 
 
 def log(message: str) -> None:
@@ -952,13 +988,20 @@ class Bench:
         )
 
     def probe_tools(self) -> None:
+        wants_pgloader = "pgloader" in self.s.tools
+        if wants_pgloader and shutil.which("pgloader") is None and self.s.install:
+            problem = install_package("pgloader")
+            if problem:
+                self.notes.append(f"installing pgloader failed: {problem}.")
+            else:
+                self.notes.append("pgloader was missing; the harness installed it with apt-get.")
         self.available = {
             "floor": bool(shutil.which("sqlite3") and shutil.which("psql")),
             "pgloader": shutil.which("pgloader") is not None,
             "sqlite2pg": os.access(self.s.sqlite2pg, os.X_OK),
         }
         self.available["sqlite2pg-verify"] = self.available["sqlite2pg"]
-        if not self.available["pgloader"] and "pgloader" in self.s.tools:
+        if not self.available["pgloader"] and wants_pgloader:
             self.notes.append(
                 "pgloader is not installed here, so it was skipped "
                 "(Debian/Ubuntu: `apt-get install -y pgloader`)."
@@ -1790,6 +1833,12 @@ def parse_args(argv: Sequence[str]) -> Settings:
     p.add_argument("--rebuild", action="store_true", help="rebuild cached source databases")
     p.add_argument("--keep-dbs", action="store_true", help="do not drop the bench_* databases")
     p.add_argument(
+        "--no-install",
+        dest="install",
+        action="store_false",
+        help="do not try to install a missing pgloader with apt-get",
+    )
+    p.add_argument(
         "--quiet-wait",
         type=float,
         default=60,
@@ -1828,6 +1877,7 @@ def parse_args(argv: Sequence[str]) -> Settings:
         levels=levels,
         rebuild=a.rebuild,
         keep_dbs=a.keep_dbs,
+        install=a.install,
         quiet_wait=a.quiet_wait,
         argv=list(argv),
     )
