@@ -1471,3 +1471,7 @@ def test_null_in_a_not_null_column_is_rejected_not_a_failed_load(
     assert columns(pg_url, "t")["name"]["notnull"] and columns(pg_url, "t")["at"]["notnull"]
     (rejection,) = rejects_of(state, "t")
     assert "null" in rejection.reason.lower()
+    # verification reads the same NULL (its canonical text too): the row is known as rejected
+    for level in ("checksum", "rows"):
+        checked = api.verify(db, pg_url, state=state, level=level).result
+        assert checked.identical and checked.tables["t"].rejected == 1, level
