@@ -1102,10 +1102,9 @@ class Bench:
     def run_incremental(self, scale: int) -> None:
         self.commands["incremental"] = (
             "sqlite2pg sync --source COPY.db --target postgresql://…/bench_incr_<s>_N "
-            "--config sqlite2pg.yaml --verify off --json once, then --rounds times (each timed) "
-            "after "
-            "python -c 'from sqlite2pg.sample import apply_changes; "
-            'apply_changes("COPY.db", fraction=F, seed=SEED)\''
+            "--config sqlite2pg.yaml --verify off --json once, then --rounds times, each timed "
+            "and each after python -c 'from sqlite2pg.sample import apply_changes; "
+            'apply_changes("COPY.db", fraction=F, seed=SEED+ROUND)\''
         )
         for strategy in self.s.strategies:
             for fraction in self.s.fractions:
@@ -1860,8 +1859,8 @@ def parse_args(argv: Sequence[str]) -> Settings:
         "--rounds",
         type=int,
         default=3,
-        help="incremental section: change-and-sync rounds after each full load, the median "
-        "reported (default 3)",
+        help="incremental section: change-and-sync rounds after each full load; the median "
+        "(the lower middle one for an even count) is reported (default 3)",
     )
     p.add_argument("--rebuild", action="store_true", help="rebuild cached source databases")
     p.add_argument("--keep-dbs", action="store_true", help="do not drop the bench_* databases")
