@@ -33,7 +33,14 @@ from .model import (
 from .naming import apply_policy, generated_name, too_long
 from .source import corrupt_source, qi, twin
 from .sqlite_sql import Token, Translator, Untranslatable, quote_ident, tokenize
-from .typemap import TypeOptions, candidate_type, decide, profile_query, unusual_query
+from .typemap import (
+    TypeOptions,
+    affinity,
+    candidate_type,
+    decide,
+    profile_query,
+    unusual_query,
+)
 
 Profiler = Callable[[str], tuple[object, ...]]
 MAX_COLUMNS = 1600  # PostgreSQL's limit; SQLite allows 2000 by default
@@ -422,7 +429,10 @@ def _quick_profile(
     if len(typed) != len(cands) or len(typed) > PROFILE_CHUNK or ranges - {t.rowid_alias}:
         return None
     notnull = {c.name for c in t.columns if c.notnull or c.pk_position}
-    query = unusual_query(qi(t.name), [(c, cand, c in notnull) for c, cand in typed])
+    # the rowid alias holds integers only, never NULL: nothing to test
+    affinities = {c.name: "" if c.generated else affinity(c.declared_type) for c in t.columns}
+    tested = [(c, cand, c in notnull, affinities[c]) for c, cand in typed if c != t.rowid_alias]
+    query = unusual_query(qi(t.name), tested)
     try:
         if conn.execute(query).fetchone()[0]:
             return None

@@ -249,32 +249,49 @@ def profile_query(
             add(name, "max_chars", f"max(CASE WHEN typeof({c}) = 'text' THEN length({c}) END)")
         if cand.kind == "numeric" and cand.precision is not None:
             # "texts" reused: the count of numbers that do not fit numeric(p,s)
-            add(name, "texts", f"sum({_numeric_misfit(cand, c)})")
+            number = f"typeof({c}) IN ('integer','real')"
+            add(name, "texts", f"sum({number} AND ({_numeric_misfit(cand, c)}))")
         add(name, "dirty", f"sum({dirty_sql(cand, c)})")
     select = ", ".join(["count(*)", *exprs])
     return ProfileQuery(f"SELECT {select} FROM {table_sql}", layout)
 
 
 def _numeric_misfit(cand: PgType, c: str) -> str:
-    """SQL true for a number that does not fit ``numeric(p,s)`` (``cand`` has a precision).
+    """SQL true for an integer or REAL that does not fit ``numeric(p,s)`` (``cand`` has a
+    precision); the caller has ruled out the other storage classes.
 
     A REAL fits when it is the double nearest to a decimal with ``s`` places. Up to 15 digits
     that is ``round(x * 10^s) / 10^s = x`` (integer rounding and one correctly rounded
-    division, both exact there), twice as fast as ``round(x, s)``, which prints the number."""
+    division, both exact there, also for an integer below the limit), twice as fast as
+    ``round(x, s)``, which prints the number (and would round a large integer)."""
     precision, scale = cand.precision or 0, cand.scale or 0
     limit = 10 ** (precision - scale)
     if precision <= 15:
         unit = 10**scale
-        rounded = f"round({c} * {unit}) / {unit}.0"
+        inexact = f"round({c} * {unit}) / {unit}.0 <> {c}"
     else:
-        rounded = f"round({c}, {scale})"
-    return (
-        f"(typeof({c}) IN ('integer','real') AND ({c} >= {limit} OR "
-        f"{c} <= -{limit} OR (typeof({c}) = 'real' AND {rounded} <> {c})))"
-    )
+        inexact = f"(typeof({c}) = 'real' AND round({c}, {scale}) <> {c})"
+    return f"{c} >= {limit} OR {c} <= -{limit} OR {inexact}"
 
 
-def unusual_query(table_sql: str, columns: list[tuple[str, PgType, bool]]) -> str:
+def affinity(declared: str) -> str:
+    """The column affinity SQLite gives a declared type (its rules, in its order)."""
+    d = declared.upper()
+    if "INT" in d:
+        return "integer"
+    if any(k in d for k in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if "BLOB" in d or not d:
+        return "blob"
+    if any(k in d for k in ("REAL", "FLOA", "DOUB")):
+        return "real"
+    return "numeric"
+
+
+UnusualColumn = tuple[str, PgType, bool, str]  # name, candidate, must not be NULL, affinity
+
+
+def unusual_query(table_sql: str, columns: list[UnusualColumn]) -> str:
     """SQL answering 1 when any row holds a value the quick plan cannot assume away.
 
     For columns whose type is declared, one EXISTS scan (stopping at the first hit, each row's
@@ -282,23 +299,55 @@ def unusual_query(table_sql: str, columns: list[tuple[str, PgType, bool]]) -> st
     when it is dirty for the candidate type, is NULL in a column that must not hold NULL, or
     would change the type :func:`decide` picks (text longer than varchar(n), a number outside
     numeric(p,s) or smallint). When no row is unusual the profile is known without counting:
-    nothing dirty, nothing to widen. ``columns``: (name, candidate type, must not be NULL)."""
+    nothing dirty, nothing to widen. ``affinity``: what SQLite converted the stored values
+    to (see :func:`affinity`), "" when not known (a generated column)."""
     from .source import balanced, qi
 
-    tests: list[str] = []
-    for name, cand, notnull in columns:
-        c = f"({qi(name)} COLLATE BINARY)"
-        tests.append(dirty_where(cand, c))
-        if notnull:  # not "IS NULL": SQLite folds that to false for a NOT NULL column
-            tests.append(f"typeof({c}) = 'null'")
-        if cand.kind == "smallint":
-            tests.append(f"(typeof({c}) = 'integer' AND ({c} < -32768 OR {c} > 32767))")
-        elif cand.kind == "varchar" and cand.length is not None:
-            tests.append(f"(typeof({c}) = 'text' AND length({c}) > {cand.length})")
-        elif cand.kind == "numeric" and cand.precision is not None:
-            tests.append(_numeric_misfit(cand, c))
+    tests = [
+        _unusual_test(cand, f"({qi(name)} COLLATE BINARY)", notnull, aff)
+        for name, cand, notnull, aff in columns
+    ]
     where = balanced(tests, "OR") if tests else "0"
     return f"SELECT EXISTS (SELECT 1 FROM {table_sql} WHERE {where})"
+
+
+def _unusual_test(cand: PgType, c: str, notnull: bool, aff: str) -> str:
+    """One column's part of :func:`unusual_query`.
+
+    Function calls are most of the scan's cost, so the storage class is tested with
+    comparisons where the affinity allows it: numbers sort before text, text before blobs;
+    in an INTEGER or NUMERIC column a REAL is stored only when it is not integral, and
+    ``c <> CAST(c AS INTEGER)`` holds for any value but an integer. A NULL is caught by
+    ``coalesce(test, 1)`` in a column that must not hold one (not by ``IS NULL``, which SQLite
+    folds to false for a NOT NULL column). The tests after the first may assume a value of the
+    expected class or NULL, which no comparison counts."""
+    k = cand.kind
+    null = "" if notnull else ",'null'"
+
+    def is_not(cheap: str | None, classes: str) -> str:
+        if cheap is None:
+            return f"typeof({c}) NOT IN ({classes}{null})"
+        return f"coalesce({cheap}, 1)" if notnull else cheap
+
+    if k in ("bigint", "integer", "smallint"):
+        cast = f"{c} <> CAST({c} AS INTEGER)" if aff in ("integer", "numeric") else None
+        tests = [is_not(cast, "'integer'")]
+        if k == "smallint":
+            tests += [f"{c} < -32768", f"{c} > 32767"]
+    elif k in ("text", "varchar"):
+        blob = f"{c} >= x''" if aff == "text" else None  # numbers are text there
+        tests = [is_not(blob, "'text'"), f"instr({c}, char(0)) > 0"]
+        if k == "varchar" and cand.length is not None:
+            tests.append(f"length({c}) > {cand.length}")
+    elif k == "numeric":
+        tests = [is_not(f"{c} >= ''", "'integer','real'")]  # text or blob, any affinity
+        if cand.precision is None:
+            tests += [f"{c} > 1.7976931348623157e308", f"{c} < -1.7976931348623157e308"]
+        else:
+            tests.append(_numeric_misfit(cand, c))
+    else:
+        tests = [dirty_where(cand, c)] + ([f"typeof({c}) = 'null'"] if notnull else [])
+    return "(" + " OR ".join(tests) + ")"
 
 
 def decide(
