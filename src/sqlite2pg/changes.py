@@ -1115,10 +1115,34 @@ def _alias(t: TablePlan) -> bool:
     return t.source.rowid_alias is not None and list(t.source.primary_key) == [t.source.rowid_alias]
 
 
-def bucket_reader(sconn: sqlite3.Connection, t: TablePlan) -> BucketReader:
+def bucket_reader(
+    sconn: sqlite3.Connection, t: TablePlan, clean: Sequence[str] = ()
+) -> BucketReader:
     cols = copied_source_columns(t)
     reals = [c.source.name for c in t.copy_columns if realish(c.source.declared_type)]
-    return BucketReader(sconn, t.source.name, cols, pk_source(t), reals)
+    return BucketReader(sconn, t.source.name, cols, pk_source(t), reals, clean)
+
+
+_PLAIN_KINDS = frozenset({"bigint", "integer", "smallint", "text", "varchar"})
+
+
+def proven_clean(t: TablePlan) -> tuple[str, ...]:
+    """Source columns that the plan's full-table profile shows to hold no REAL and no BLOB.
+
+    Only for a plan profiled in the snapshot being fingerprinted (the full load's): integer
+    and text types count a value of another storage class as dirty, and an untyped column
+    counts its REALs and BLOBs."""
+    clean = []
+    for c in t.copy_columns:
+        prof = t.profiles.get(c.source.name)
+        if (
+            prof is not None
+            and c.type.kind in _PLAIN_KINDS
+            and not realish(c.source.declared_type)
+            and prof.dirty == prof.reals == prof.blobs == 0
+        ):
+            clean.append(c.source.name)
+    return tuple(clean)
 
 
 def _bucket_rows(ctx: Context, t: TablePlan) -> Iterator[Bucket]:
@@ -1140,7 +1164,7 @@ class Precomputed:
 
     def __init__(self, sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> None:
         self.sconn = sconn
-        self.jobs = {j.table: j for j in hash_jobs(sconn, tables)}
+        self.jobs = {j.table: j for j in hash_jobs(sconn, tables, profiled=True)}
         self.helper = Helper(sconn, list(self.jobs.values()), share=1.0, background=True)
         self.files: dict[str, Any] = {}
         self.error: BaseException | None = None
@@ -1157,7 +1181,7 @@ class Precomputed:
     def _helped(self, t: TablePlan) -> bool:
         """The helper took this table, with the columns it was created with."""
         return t.source.name in self.helper.jobs and self.jobs[t.source.name] == table_job(
-            self.sconn, t, self.jobs[t.source.name].rows
+            self.sconn, t, self.jobs[t.source.name].rows, profiled=True
         )
 
     def _run(self, tables: Sequence[TablePlan]) -> None:
@@ -1165,7 +1189,8 @@ class Precomputed:
             for t in tables:
                 f = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
                 self.files[t.source.name] = f
-                write_buckets(f, bucket_reader(self.sconn, t).hashes(with_keys=not _alias(t)))
+                reader = bucket_reader(self.sconn, t, proven_clean(t))
+                write_buckets(f, reader.hashes(with_keys=not _alias(t)))
         except BaseException as exc:  # re-raised in the caller's thread by join()
             self.error = exc
 
@@ -1187,20 +1212,26 @@ class Precomputed:
             f.close()
 
 
-def table_job(sconn: sqlite3.Connection, t: TablePlan, rows: int | None = None) -> Job:
-    """What fingerprinting ``t`` takes (``rows``: its size, read from the b-tree if None)."""
+def table_job(
+    sconn: sqlite3.Connection, t: TablePlan, rows: int | None = None, *, profiled: bool = False
+) -> Job:
+    """What fingerprinting ``t`` takes (``rows``: its size, read from the b-tree if None;
+    ``profiled``: ``t``'s profile is of this snapshot, see :func:`proven_clean`)."""
     if rows is None:
         top = sconn.execute(f"SELECT max(rowid) FROM {qi(t.source.name)}").fetchone()[0]
         rows = top if isinstance(top, int) else 0
     reals = tuple(c.source.name for c in t.copy_columns if realish(c.source.declared_type))
     columns, keys = tuple(copied_source_columns(t)), tuple(pk_source(t))
-    return Job(t.source.name, columns, keys, reals, not _alias(t), rows)
+    clean = proven_clean(t) if profiled else ()
+    return Job(t.source.name, columns, keys, reals, not _alias(t), rows, clean)
 
 
-def hash_jobs(sconn: sqlite3.Connection, tables: Sequence[TablePlan]) -> list[Job]:
+def hash_jobs(
+    sconn: sqlite3.Connection, tables: Sequence[TablePlan], *, profiled: bool = False
+) -> list[Job]:
     """The fingerprinting work of the tables the hash strategy compares by bucket."""
     return [
-        table_job(sconn, t)
+        table_job(sconn, t, profiled=profiled)
         for t in tables
         if t.source.primary_key and has_rowid(t) and strategy_for(t).name == "hash"
     ]

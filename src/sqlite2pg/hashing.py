@@ -91,14 +91,20 @@ def _json(args: Sequence[str]) -> str:
     return _json([_json(args[i : i + 100]) for i in range(0, len(args), 100)])
 
 
-def row_text_expr(columns: Sequence[str], real_columns: Sequence[str] = ()) -> str:
+def row_text_expr(
+    columns: Sequence[str], real_columns: Sequence[str] = (), clean_columns: Sequence[str] = ()
+) -> str:
     """SQL building an exact text of a row, cheaply.
 
     ``json_array`` renders integers, text (escaped) and NULL exactly, in one call, about three
     times cheaper than ``quote()`` per column. It would render a REAL with 15 digits and
     refuse a BLOB, so columns where REALs are ordinary go through ``quote()`` inside it, and a
     row holding a REAL or a BLOB anywhere else is rendered with ``quote()`` (text as hex)
-    throughout. The two forms cannot collide: only the JSON one starts with '['."""
+    throughout. The two forms cannot collide: only the JSON one starts with '['.
+
+    ``clean_columns`` are known to hold no REAL or BLOB in the snapshot being read (the full
+    load's profile proved it): they are left out of that test, which is a third of the cost,
+    and the text comes out byte for byte the same."""
     if not columns:
         return "''"
 
@@ -106,7 +112,7 @@ def row_text_expr(columns: Sequence[str], real_columns: Sequence[str] = ()) -> s
         return f"iif(typeof({qi(c)}) = 'text', 'T' || hex({qi(c)}), quote({qi(c)}))"
 
     inner = _json([exact(c) if c in real_columns else qi(c) for c in columns])
-    others = [c for c in columns if c not in real_columns]
+    others = [c for c in columns if c not in real_columns and c not in clean_columns]
     if not others:
         return inner
     odd = balanced([f"typeof({qi(c)}) IN ('real', 'blob')" for c in others], "OR")
@@ -200,10 +206,11 @@ class BucketReader:
         columns: Sequence[str],
         key_columns: Sequence[str],
         real_columns: Sequence[str] = (),
+        clean_columns: Sequence[str] = (),
     ) -> None:
         self.sconn = sconn
         self.table = qi(table)
-        self.row_expr = row_text_expr(columns, real_columns)
+        self.row_expr = row_text_expr(columns, real_columns, clean_columns)
         self.key_expr = text_expr(key_columns)
 
     def _bounds(self) -> tuple[int, int] | None:
