@@ -10,9 +10,12 @@ from pathlib import Path
 import pytest
 
 from sqlite2pg import fingerprints
+from sqlite2pg.changes import bucket_reader, proven_clean
+from sqlite2pg.config import Config
 from sqlite2pg.fingerprints import Helper, Job
 from sqlite2pg.hashing import Bucket
-from sqlite2pg.source import open_source, snapshot
+from sqlite2pg.plan import build_plan
+from sqlite2pg.source import open_source, read_catalog, snapshot
 
 
 def _db(path: Path) -> Path:
@@ -121,9 +124,7 @@ def _odd_db(path: Path) -> Path:
         "CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, s TEXT, odd_n INTEGER, "
         "odd_s TEXT, u, ub, d DATE, r REAL)"
     )
-    rows = [
-        (i, i * 7, f"s{i}", i, f"x{i}", i, i, "2024-01-02", i / 3) for i in range(1, 3000)
-    ]
+    rows = [(i, i * 7, f"s{i}", i, f"x{i}", i, i, "2024-01-02", i / 3) for i in range(1, 3000)]
     conn.executemany("INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
     conn.execute("UPDATE t SET odd_n = 2.5 WHERE id = 700")  # a REAL in an INTEGER column
     conn.execute("UPDATE t SET odd_s = x'00ff' WHERE id = 1500")  # a BLOB in a TEXT column
@@ -138,11 +139,6 @@ def _odd_db(path: Path) -> Path:
 def test_columns_proven_clean_fingerprint_the_same(tmp_path: Path, odd: bool) -> None:
     """The full load leaves the REAL/BLOB test out for the columns its profile proved plain;
     the buckets (what the next sync compares with) are byte for byte those of the full test."""
-    from sqlite2pg.changes import bucket_reader, proven_clean
-    from sqlite2pg.config import Config
-    from sqlite2pg.plan import build_plan
-    from sqlite2pg.source import read_catalog
-
     path = _odd_db(tmp_path / "s.db")
     if not odd:
         plain = sqlite3.connect(path)

@@ -1138,7 +1138,6 @@ def proven_clean(t: TablePlan) -> tuple[str, ...]:
         if (
             prof is not None
             and c.type.kind in _PLAIN_KINDS
-            and not realish(c.source.declared_type)
             and prof.dirty == prof.reals == prof.blobs == 0
         ):
             clean.append(c.source.name)
