@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import pytest
 
 import sqlite2pg.api as api
+from sqlite2pg import changes
 from sqlite2pg.config import Config
 
 
@@ -177,3 +179,78 @@ def test_timestamp_deletes_among_many_new_keys_in_one_range(pg_url: str, tmp_pat
     report = _sync(db, pg_url, tmp_path, "timestamp")
     assert (report.tables["item"].inserted, report.tables["item"].deleted) == (5000, 2)
     assert _rows(pg_url, "id, v") == _source_rows(db, "id, v")
+
+
+def _kept_width(pg_url: str) -> int:
+    with psycopg.connect(pg_url) as pg:
+        row = pg.execute("SELECT width FROM sqlite2pg.key_ranges").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_two_deletes_in_a_large_composite_range_named_by_their_squares(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first-value range two rows short names both keys from the sums of the second column
+    and of its squares: nothing is bisected. A state kept without the squares (written by an
+    earlier version) is compared without them and replaced by one with them."""
+    bisected: list[int] = []
+    bisect = changes._bisect
+
+    def spy(ctx: Any, t: Any, boxes: list[Any], *args: Any) -> Any:
+        bisected.append(len(boxes))
+        return bisect(ctx, t, boxes, *args)
+
+    monkeypatch.setattr(changes, "_bisect", spy)
+    db = tmp_path / "g.db"
+    app = _pair_table(db, 3, 3000)
+    _sync(db, pg_url, tmp_path, "timestamp")
+    assert _kept_width(pg_url) == 4  # count, sum(a - a), sum(b), sum(b * b)
+    app.execute("DELETE FROM item WHERE (a, b) IN ((2, 10), (2, 1500), (3, 2999))")
+    report = _sync(db, pg_url, tmp_path, "timestamp")
+    assert report.tables["item"].deleted == 3
+    assert _rows(pg_url, "a, b, v") == _source_rows(db, "a, b, v")
+    assert not any(bisected)
+
+    with psycopg.connect(pg_url) as pg:  # the state as a version without squares kept it
+        blob, width = pg.execute("SELECT ranges, width FROM sqlite2pg.key_ranges").fetchone()
+        values = changes.array("q", bytes(blob))
+        narrow = changes.array("q")
+        for i in range(0, len(values), width + 1):
+            narrow.extend(values[i : i + width])
+        pg.execute("UPDATE sqlite2pg.key_ranges SET width = 3, ranges = %s", (narrow.tobytes(),))
+    app.execute("DELETE FROM item WHERE (a, b) IN ((1, 7), (1, 8))")
+    report = _sync(db, pg_url, tmp_path, "timestamp")
+    assert report.tables["item"].deleted == 2
+    assert _rows(pg_url, "a, b, v") == _source_rows(db, "a, b, v")
+    assert _kept_width(pg_url) == 4
+
+
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        ([(5, 7)], [(5, 7)]),
+        ([(5, 7), (5, 1000)], [(5, 1000), (5, 7)]),
+        ([(5, -3), (5, 2**40)], [(5, 2**40), (5, -3)]),
+    ],
+)
+def test_named_keys_from_count_sums_and_squares(
+    missing: list[tuple[int, int]], expected: list[tuple[int, int]]
+) -> None:
+    rest = [(5, 1), (5, 2), (5, 4)]
+
+    def agg(keys: list[tuple[int, int]]) -> list[int]:
+        return [len(keys), 0, sum(b for _, b in keys), sum(b * b for _, b in keys)]
+
+    assert changes._named_keys(agg(rest + missing), agg(rest), 5, 2) == expected
+    assert changes._named_keys(agg(rest + missing)[:3], agg(rest)[:3], 5, 2) == (
+        expected if len(missing) == 1 else None
+    )
+
+
+def test_named_keys_refuse_what_sums_cannot_name() -> None:
+    three_short = [3, 0, 6, 14]  # 1, 2, 3 missing
+    assert changes._named_keys(three_short, [0, 0, 0, 0], 5, 2) is None
+    assert changes._named_keys([2, 0, 5, 14], [0, 0, 0, 0], 5, 2) is None  # no integer pair
+    assert changes._named_keys([2, 0, 4, 8], [0, 0, 0, 0], 5, 2) is None  # a == b
+    assert changes._named_keys([5, 0, 9, 99], [-1, 0, 0, 0], 5, 2) is None  # unknown range

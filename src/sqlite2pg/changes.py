@@ -34,6 +34,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
+from math import isqrt
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -409,6 +410,8 @@ def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> KeyDiff:
 # ---- integer keys: per-range count and sums, the source's kept from the last sync
 
 Agg = list[int]  # [count, sum(first - range start), sum(second key column), ...]; count -1: unknown
+# A two-column key kept per value of its first column (shift 0) also keeps the sum of the second
+# column's squares: a range two rows short then names both missing keys (see _named_keys).
 RANGE_ROWS = 512  # about this many rows per key range
 LIST_ROWS = 2 * RANGE_ROWS  # differing ranges this small are compared key by key
 
@@ -434,7 +437,7 @@ def _load_ranges(ctx: Context, t: TablePlan) -> tuple[int, int, dict[int, Agg]] 
 def _save_ranges(
     ctx: Context, t: TablePlan, cur: Cursor, lo: int, shift: int, aggs: dict[int, Agg]
 ) -> None:
-    width = 2 + len(t.source.primary_key) - 1
+    width = _width(aggs, t)
     values = array("q")
     for r in sorted(aggs):
         agg = aggs[r]
@@ -541,22 +544,32 @@ def _source_ranges(
     return out, top, wkeys
 
 
-def _grouped_ranges(ctx: Context, t: TablePlan, lo_all: int) -> dict[int, Agg] | None:
+def _grouped_ranges(
+    ctx: Context, t: TablePlan, lo_all: int, squares: bool = True
+) -> dict[int, Agg] | None:
     """Ranges of a single first-column value (a composite key with many rows per value): one
-    query grouped by that column, in the order of the key's index (no sorting)."""
+    query grouped by that column, in the order of the key's index (no sorting). A two-column
+    key's ranges also get the sum of the second column's squares, unless a square or the sum
+    does not fit in an integer (then they are taken without)."""
     scols = pk_source(t)
     f = qi(scols[0])
+    squares = squares and len(scols) == 2
     others = "".join(f", sum({qi(c)})" for c in scols[1:])
+    if squares:
+        others += f", sum({qi(scols[1])} * {qi(scols[1])})"
     try:
         rows = ctx.sconn.execute(
             f"SELECT {f}, count(*){others} FROM {qi(t.source.name)} GROUP BY {f}"
         ).fetchall()
-    except sqlite3.OperationalError:
-        return None  # sum() overflow: range by range, marking what cannot be summed
+    except sqlite3.OperationalError:  # sum() overflow
+        # without the squares, or else range by range, marking what cannot be summed
+        return _grouped_ranges(ctx, t, lo_all, squares=False) if squares else None
     out: dict[int, Agg] = {}
     for v, n, *sums in rows:
         if not isinstance(v, int):
             return None
+        if squares and not isinstance(sums[-1], int):  # a square past 2**63 is taken as REAL
+            return _grouped_ranges(ctx, t, lo_all, squares=False)
         out[v - lo_all] = [int(n), 0, *(int(x or 0) for x in sums)]
     return out
 
@@ -619,16 +632,58 @@ def _sqlite_gt(a: object, b: object) -> bool:
 
 
 def _target_ranges(ctx: Context, t: TablePlan, lo_all: int, shift: int) -> dict[int, Agg]:
-    """The same aggregates computed by PostgreSQL (no stored state yet: a first run)."""
+    """The same aggregates computed by PostgreSQL (no stored state yet: a first run), with the
+    squares where the source's are taken (they are dropped again where the sides differ)."""
     tcols = pk_target(t)
     f = pqi(tcols[0])
     others = "".join(f", sum({pqi(c)})" for c in tcols[1:])
+    if shift == 0 and len(tcols) == 2:
+        others += f", sum({pqi(tcols[1])}::numeric * {pqi(tcols[1])})"
     ctx.cur.execute(
         f"SELECT ({f} - %s) >> {shift}, count(*), sum(({f} - %s) & {(1 << shift) - 1}){others} "
         f"FROM {ctx.target(t)} GROUP BY 1",
         (lo_all, lo_all),
     )
     return {int(r[0]): [int(v or 0) for v in r[1:]] for r in ctx.cur.fetchall()}
+
+
+def _width(aggs: dict[int, Agg], t: TablePlan) -> int:
+    """How many values each range of ``aggs`` has (all have as many)."""
+    for agg in aggs.values():
+        return len(agg)
+    return 1 + len(t.source.primary_key)
+
+
+def _same_width(t: TablePlan, *sides: dict[int, Agg]) -> list[dict[int, Agg]]:
+    """The sides with their ranges cut to the narrowest side's values: squares that one side
+    has and the other not (a state kept before they were, or too large to sum) are left out
+    of the comparison."""
+    width = min(_width(side, t) for side in sides)
+    return [
+        side if _width(side, t) == width else {r: a[:width] for r, a in side.items()}
+        for side in sides
+    ]
+
+
+def _named_keys(ta: Agg, sa: Agg, lo: int, n_aggs: int) -> list[Key] | None:
+    """The keys a range one row short (any key) or two rows short (a two-column key kept with
+    its squares, one first-column value per range) is missing, from its count and sums; None
+    when these do not name them. The keys are to be verified."""
+    short = ta[0] - sa[0]
+    if sa[0] < 0 or short not in (1, 2):
+        return None
+    if short == 1:
+        return [(lo + ta[1] - sa[1], *(ta[2 + j] - sa[2 + j] for j in range(n_aggs - 1)))]
+    if n_aggs != 2 or len(ta) != 4 or len(sa) != 4 or ta[1] != sa[1]:
+        return None
+    s1, s2 = ta[2] - sa[2], ta[3] - sa[3]  # a + b and a*a + b*b
+    disc = 2 * s2 - s1 * s1  # (a - b) ** 2
+    if disc <= 0:
+        return None
+    root = isqrt(disc)
+    if root * root != disc or (s1 + root) % 2:
+        return None
+    return [(lo, (s1 + root) // 2), (lo, (s1 - root) // 2)]
 
 
 def _layout(ctx: Context, t: TablePlan) -> tuple[int, int]:
@@ -721,23 +776,24 @@ def _int_key_diff(
         tagg = _target_ranges(ctx, t, lo_all, shift)
         sagg = _source_ranges(ctx, t, lo_all, shift, None)[0]
         expected = _expected(tagg, u_new, lo_all, shift, n_aggs)
-    zero = [0] * (1 + n_aggs)
-    candidates: dict[int, Key] = {}
+    keep = sagg  # the source's own aggregates, squares and all: the next run's state
+    expected, sagg = _same_width(t, expected, sagg)
+    zero = [0] * _width(sagg, t)
+    candidates: list[tuple[int, Key]] = []
     listed: list[int] = []
     for r in expected.keys() | sagg.keys():
         ta, sa = expected.get(r, zero), sagg.get(r, zero)
         if ta == sa:
             continue
-        if ta[0] - sa[0] == 1 and sa[0] >= 0:
-            lo = lo_all + (r << shift)
-            candidates[r] = (
-                lo + ta[1] - sa[1],
-                *(ta[2 + j] - sa[2 + j] for j in range(n_aggs - 1)),
-            )
-            continue
-        listed.append(r)
-    deleted, not_so = _one_short(ctx, t, list(candidates.items()), upserts)
-    listed.extend(not_so)
+        named = _named_keys(ta, sa, lo_all + (r << shift), n_aggs)
+        if named is None:
+            listed.append(r)
+        else:
+            candidates.extend((r, k) for k in named)
+    found, not_so = _one_short(ctx, t, candidates, upserts)
+    listed.extend(set(not_so))  # a range is listed whole when one of its keys is not confirmed
+    unsure, confirmed = set(not_so), set(found)
+    deleted = [k for r, k in candidates if r not in unsure and k in confirmed]
     missing: list[Key] = []
     if listed:
         width = 1 << shift
@@ -761,7 +817,7 @@ def _int_key_diff(
         rows = source_count(ctx.sconn, t)
 
     def save(cur: Cursor) -> None:
-        _save_ranges(ctx, t, cur, lo_all, shift, sagg)
+        _save_ranges(ctx, t, cur, lo_all, shift, keep)
 
     return KeyDiff(deleted, missing, source_rows=rows, extra_max=top, save=save)
 
@@ -771,16 +827,19 @@ def _expected(
 ) -> dict[int, Agg]:
     """The target's aggregates with the keys this run copies anyway counted in."""
     expected = {r: list(a) for r, a in tagg.items()}
+    width = max((len(a) for a in tagg.values()), default=1 + n_aggs)
     for k in u_new:
         v0 = int(k[0])  # type: ignore[call-overload]
         r = (v0 - lo_all) >> shift
-        agg = expected.setdefault(r, [0] * (1 + n_aggs))
+        agg = expected.setdefault(r, [0] * width)
         if agg[0] < 0:
             continue
         agg[0] += 1
         agg[1] += v0 - (lo_all + (r << shift))
         for j, v in enumerate(k[1:]):
             agg[2 + j] += int(v)  # type: ignore[call-overload]
+        if width > 1 + n_aggs:  # the squares of a two-column key's second column
+            agg[3] += int(k[1]) ** 2  # type: ignore[call-overload]
     return expected
 
 
@@ -794,7 +853,7 @@ def _totals_match(have: list[int], shift: int, expected: dict[int, Agg]) -> bool
     for r, a in expected.items():
         want[0] += a[0]
         want[1] += a[1] + a[0] * (r << shift)
-        for j in range(2, len(a)):
+        for j in range(2, len(want)):
             want[j] += a[j]
     return have == want
 
@@ -810,20 +869,22 @@ def _present_in_target(ctx: Context, t: TablePlan, keys: list[Key]) -> set[Key]:
     """Which of these integer keys the target holds."""
     tcols = pk_target(t)
     found: set[Key] = set()
-    cols = ", ".join(pqi(c) for c in tcols)
     arrays = ", ".join("%s::bigint[]" for _ in tcols)
     on = " AND ".join(f"t.{pqi(c)} = u.c{j}" for j, c in enumerate(tcols))
     names = ", ".join(f"c{j}" for j in range(len(tcols)))
     for i in range(0, len(keys), 50_000):
         chunk = keys[i : i + 50_000]
-        params = [[int(k[j]) for k in chunk] for j in range(len(tcols))]  # type: ignore[call-overload]
+        # array literals: psycopg's list dumper costs more than the lookups it feeds
+        params = [
+            "{" + ",".join([str(int(k[j])) for k in chunk]) + "}"  # type: ignore[call-overload]
+            for j in range(len(tcols))
+        ]
         ctx.cur.execute(
             f"SELECT {', '.join('t.' + pqi(c) for c in tcols)} FROM unnest({arrays}) AS u({names}) "
             f"JOIN {ctx.target(t)} t ON {on}",
             params,
         )
         found.update(tuple(r) for r in ctx.cur.fetchall())
-    del cols
     return found
 
 
