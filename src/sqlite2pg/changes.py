@@ -25,6 +25,7 @@ ranges are listed key by key.
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import tempfile
 import threading
@@ -1652,12 +1653,8 @@ class _CursorStrategy:
         where = f" WHERE {cond}" if cond else ""
         upserts: set[Key] = set()
         scanned = self.scanned_max(ctx, t)
-        if (
-            cond
-            and self.same_scan
-            and integer_key(t)
-            and not _window_searched(ctx, t, cond, params)
-        ):
+        indexed = bool(cond) and _window_searched(ctx, t, cond, params)
+        if cond and self.same_scan and integer_key(t) and not indexed:
             # the window's keys come with the key comparison's scan: one pass over the table
             diff = key_diff(ctx, t, upserts, extra_max=scanned, window=(cond, params))
         else:  # by an index on the cursor column (or every row: there is no window)
@@ -1675,9 +1672,9 @@ class _CursorStrategy:
                 f"{t.source.name}: {len(diff.missing)} row(s) the {self.name} cursor did not "
                 "select were missing in the target and are copied now"
             )
-        if len(upserts) > 50_000:  # many: read them by the cursor condition itself
+        if indexed or len(upserts) > 50_000:  # read them by the cursor condition itself
             det.selections.append((where, params))
-        else:  # few: read them by key, through the primary-key index
+        else:  # few, found by a scan: read them by key, through the primary-key index
             retry = sorted({*retry, *upserts}, key=repr)
         det.selections.extend(where_keys(t, retry))
 
@@ -1695,7 +1692,8 @@ class TimestampStrategy(_CursorStrategy):
 
     The lower bound is also moved back a day and cut to a date for text timestamps, so that
     values written with 'T' or ' ', with or without fractions or offsets compare safely as
-    text (and an index on the column can still be used)."""
+    text (and an index on the column can still be used). The exact bound is used instead when
+    the index shows every value between the two to be plain text (see :func:`_plain_band`)."""
 
     name: ClassVar[str] = "timestamp"
     same_scan: ClassVar[bool] = True  # a cursor column rarely has an index: one pass, not two
@@ -1725,11 +1723,41 @@ class TimestampStrategy(_CursorStrategy):
             ts = parse_timestamp(str(prev_hw))
         except (Reject, ValueError):
             return "", ()  # not a timestamp: every row is looked at
-        lo = (ts.replace(tzinfo=None) - timedelta(seconds=lookback, days=1)).date().isoformat()
+        ts = ts.replace(tzinfo=None)
+        lo = (ts - timedelta(seconds=lookback, days=1)).date().isoformat()
+        if PLAIN_STAMP.fullmatch(str(prev_hw)):
+            exact = (ts - timedelta(seconds=lookback)).strftime("%Y-%m-%d %H:%M:%S")
+            if _plain_band(ctx, t, name, lo, exact):
+                lo = exact
         return (
             f"({col} >= ?{nulls} OR {col} < '')",  # numbers sort before text
             (lo,),
         )
+
+
+PLAIN_STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?")
+_DIGITS_19 = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9] [0-9][0-9]:[0-9][0-9]:[0-9][0-9]"
+
+
+def _plain_band(ctx: Context, t: TablePlan, name: str, lo: str, exact: str) -> bool:
+    """Whether every cursor value from ``lo`` (the day's margin) up to ``exact`` (high-water
+    mark - look-back) is plain 'YYYY-MM-DD HH:MM:SS[.fff]' text, answered through an index on
+    the column (False without one: that would be a scan). Plain values sort as their instants,
+    so a row below ``exact`` was stamped before the look-back, with or without the margin; a
+    value with 'T', an offset or another form in the band keeps the margin."""
+    col = f"{qi(name)} COLLATE BINARY"
+    plain = (
+        f"(length({col}) = 19 AND {col} GLOB '{_DIGITS_19}') OR (substr({col}, 1, 20) GLOB "
+        f"'{_DIGITS_19}.' AND length({col}) > 20 AND substr({col}, 21) NOT GLOB '*[^0-9]*')"
+    )
+    query = (
+        f"SELECT 1 FROM {qi(t.source.name)} WHERE {qi(name)} >= ? AND {qi(name)} < ? "
+        f"AND NOT ({plain}) LIMIT 1"
+    )
+    params = (lo, exact)
+    if not searches_index(ctx.sconn, query, params):
+        return False
+    return ctx.sconn.execute(query, params).fetchone() is None
 
 
 def _null_term(t: TablePlan, col: str) -> str:
