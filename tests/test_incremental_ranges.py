@@ -248,42 +248,6 @@ def test_named_keys_from_count_sums_and_squares(
     )
 
 
-def test_two_deletes_in_a_rowid_range_named_by_their_squares(
-    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A rowid range two rows short names both keys from the sums of their offsets and of
-    the offsets' squares: nothing is listed key by key."""
-    listed: list[int] = []
-    list_boxes = changes._list_boxes
-
-    def spy(ctx: Any, t: Any, boxes: list[Any], *args: Any) -> Any:
-        listed.append(len(boxes))
-        return list_boxes(ctx, t, boxes, *args)
-
-    monkeypatch.setattr(changes, "_list_boxes", spy)
-    db = tmp_path / "h.db"
-    app = _rowid_table(db, 5_000)
-    _sync(db, pg_url, tmp_path, "append")
-    assert _kept_width(pg_url) == 3  # count, sum(offset), sum(offset * offset)
-    app.execute("DELETE FROM item WHERE id IN (1030, 1100, 4000)")
-    report = _sync(db, pg_url, tmp_path, "append")
-    assert report.tables["item"].deleted == 3
-    assert _rows(pg_url, "id, v") == _source_rows(db, "id, v")
-    assert not any(listed)
-
-
-def test_named_keys_of_a_one_column_key() -> None:
-    rest = [3, 10, 200]
-
-    def agg(offsets: list[int]) -> list[int]:
-        return [len(offsets), sum(offsets), sum(o * o for o in offsets)]
-
-    assert changes._named_keys(agg([*rest, 7, 300]), agg(rest), 1000, 1) == [(1300,), (1007,)]
-    assert changes._named_keys(agg([*rest, 7]), agg(rest), 1000, 1) == [(1007,)]
-    assert changes._named_keys(agg([*rest, 7, 8, 9]), agg(rest), 1000, 1) is None
-    assert changes._named_keys(agg([*rest, 7, 300])[:2], agg(rest)[:2], 1000, 1) is None
-
-
 def test_named_keys_refuse_what_sums_cannot_name() -> None:
     three_short = [3, 0, 6, 14]  # 1, 2, 3 missing
     assert changes._named_keys(three_short, [0, 0, 0, 0], 5, 2) is None

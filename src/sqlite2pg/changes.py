@@ -411,9 +411,8 @@ def _shipped_key_diff(ctx: Context, t: TablePlan, upserts: set[Key]) -> KeyDiff:
 # ---- integer keys: per-range count and sums, the source's kept from the last sync
 
 Agg = list[int]  # [count, sum(first - range start), sum(second key column), ...]; count -1: unknown
-# Ranges also keep a sum of squares where it fits in 64 bits: of the key's offset in the range
-# (one-column keys), or of the second column (two-column keys kept per first-column value). A
-# range two rows short then names both missing keys (see _named_keys).
+# A two-column key kept per value of its first column (shift 0) also keeps the sum of the second
+# column's squares: a range two rows short then names both missing keys (see _named_keys).
 RANGE_ROWS = 512  # about this many rows per key range
 LIST_ROWS = 2 * RANGE_ROWS  # differing ranges this small are compared key by key
 
@@ -499,9 +498,6 @@ def _source_ranges(
         extra += f", group_concat(CASE WHEN {window[0]} THEN {f} END)"
         wparams = window[1]
     others = "".join(f", sum({qi(c)})" for c in scols[1:])
-    squares = _offset_squares(t, shift)
-    if squares:
-        others += f", sum(({f} - ?) * ({f} - ?))"
     q = f"SELECT count(*), sum({f} - ?){others}{extra} FROM {table} WHERE {f} BETWEEN ? AND ?"
     nxt = f"SELECT min({f}) FROM {table} WHERE {f} > ?"
     out: dict[int, Agg] = {}
@@ -516,7 +512,6 @@ def _source_ranges(
         grouped = _grouped_ranges(ctx, t, lo_all)
         if grouped is not None:
             return grouped, top, wkeys
-    n_vals = 1 + n_aggs + squares  # the aggregates, before the maximum and the window's keys
     r = (first - lo_all) >> shift
     while True:
         lo = lo_all + (r << shift)
@@ -524,17 +519,15 @@ def _source_ranges(
             break
         hi = min(lo + width - 1, MAX_KEY)
         try:
-            row = sconn.execute(
-                q, (lo, *([lo, lo] if squares else []), *wparams, lo, hi)
-            ).fetchone()
-            agg = [int(v or 0) for v in row[:n_vals]]
+            row = sconn.execute(q, (lo, *wparams, lo, hi)).fetchone()
+            agg = [int(v or 0) for v in row[: 1 + n_aggs]]
         except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
-            agg = [-1] + [0] * (n_vals - 1)  # sum() overflow or odd values: list this range
+            agg = [-1] + [0] * n_aggs  # sum() overflow or odd values: list this range
             row = sconn.execute(
                 f"SELECT count(*){extra} FROM {table} WHERE {f} BETWEEN ? AND ?",
                 (*wparams, lo, hi),
             ).fetchone()
-            row = (row[0], *([0] * (n_vals - 1)), *row[1:])
+            row = (row[0], *([0] * n_aggs), *row[1:])
         if agg[0] == 0:
             following = sconn.execute(nxt, (hi,)).fetchone()[0]
             if following is None:
@@ -545,17 +538,11 @@ def _source_ranges(
         if window is not None and row[-1]:
             wkeys.update((int(k),) for k in str(row[-1]).split(","))
         if extra_max:
-            m = row[n_vals]
+            m = row[1 + n_aggs]
             if m is not None and (top is None or _sqlite_gt(m, top)):
                 top = m
         r += 1
     return out, top, wkeys
-
-
-def _offset_squares(t: TablePlan, shift: int) -> bool:
-    """Whether a one-column key's ranges keep the sum of the squares of the keys' offsets in
-    the range: when a range's sum cannot pass 2**63 (2**shift keys below 2**shift)."""
-    return len(t.source.primary_key) == 1 and shift <= 20
 
 
 def _grouped_ranges(
@@ -651,17 +638,12 @@ def _target_ranges(ctx: Context, t: TablePlan, lo_all: int, shift: int) -> dict[
     tcols = pk_target(t)
     f = pqi(tcols[0])
     others = "".join(f", sum({pqi(c)})" for c in tcols[1:])
-    params = [lo_all, lo_all]
-    offset = f"(({f} - %s) & {(1 << shift) - 1})"
     if shift == 0 and len(tcols) == 2:
         others += f", sum({pqi(tcols[1])}::numeric * {pqi(tcols[1])})"
-    elif _offset_squares(t, shift):
-        others += f", sum({offset} * {offset})"
-        params += [lo_all, lo_all]
     ctx.cur.execute(
-        f"SELECT ({f} - %s) >> {shift}, count(*), sum{offset}{others} "
+        f"SELECT ({f} - %s) >> {shift}, count(*), sum(({f} - %s) & {(1 << shift) - 1}){others} "
         f"FROM {ctx.target(t)} GROUP BY 1",
-        params,
+        (lo_all, lo_all),
     )
     return {int(r[0]): [int(v or 0) for v in r[1:]] for r in ctx.cur.fetchall()}
 
@@ -685,27 +667,24 @@ def _same_width(t: TablePlan, *sides: dict[int, Agg]) -> list[dict[int, Agg]]:
 
 
 def _named_keys(ta: Agg, sa: Agg, lo: int, n_aggs: int) -> list[Key] | None:
-    """The keys a range one row short (any key) or two rows short (kept with its squares: a
-    one-column key, or a two-column key with one first-column value per range) is missing,
-    from its count and sums; None when these do not name them. The keys are to be verified."""
+    """The keys a range one row short (any key) or two rows short (a two-column key kept with
+    its squares, one first-column value per range) is missing, from its count and sums; None
+    when these do not name them. The keys are to be verified."""
     short = ta[0] - sa[0]
     if sa[0] < 0 or short not in (1, 2):
         return None
     if short == 1:
         return [(lo + ta[1] - sa[1], *(ta[2 + j] - sa[2 + j] for j in range(n_aggs - 1)))]
-    if len(ta) != 2 + n_aggs or len(sa) != 2 + n_aggs or n_aggs > 2:
+    if n_aggs != 2 or len(ta) != 4 or len(sa) != 4 or ta[1] != sa[1]:
         return None
-    if n_aggs == 2 and ta[1] != sa[1]:
-        return None
-    s1, s2 = ta[n_aggs] - sa[n_aggs], ta[1 + n_aggs] - sa[1 + n_aggs]  # a + b, a*a + b*b
+    s1, s2 = ta[2] - sa[2], ta[3] - sa[3]  # a + b and a*a + b*b
     disc = 2 * s2 - s1 * s1  # (a - b) ** 2
     if disc <= 0:
         return None
     root = isqrt(disc)
     if root * root != disc or (s1 + root) % 2:
         return None
-    a, b = (s1 + root) // 2, (s1 - root) // 2
-    return [(lo + a,), (lo + b,)] if n_aggs == 1 else [(lo, a), (lo, b)]
+    return [(lo, (s1 + root) // 2), (lo, (s1 - root) // 2)]
 
 
 def _layout(ctx: Context, t: TablePlan) -> tuple[int, int]:
@@ -860,9 +839,8 @@ def _expected(
         agg[1] += v0 - (lo_all + (r << shift))
         for j, v in enumerate(k[1:]):
             agg[2 + j] += int(v)  # type: ignore[call-overload]
-        if width > 1 + n_aggs:  # the squares: of the offset, or of a second key column
-            sq = v0 - (lo_all + (r << shift)) if n_aggs == 1 else int(k[1])  # type: ignore[call-overload]
-            agg[1 + n_aggs] += sq * sq
+        if width > 1 + n_aggs:  # the squares of a two-column key's second column
+            agg[3] += int(k[1]) ** 2  # type: ignore[call-overload]
     return expected
 
 
