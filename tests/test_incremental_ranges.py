@@ -5,6 +5,7 @@ and the cursor's rows found by a separate scan when the key is not the rowid."""
 from __future__ import annotations
 
 import sqlite3
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -213,9 +214,11 @@ def test_two_deletes_in_a_large_composite_range_named_by_their_squares(
     assert not any(bisected)
 
     with psycopg.connect(pg_url) as pg:  # the state as a version without squares kept it
-        blob, width = pg.execute("SELECT ranges, width FROM sqlite2pg.key_ranges").fetchone()
-        values = changes.array("q", bytes(blob))
-        narrow = changes.array("q")
+        kept = pg.execute("SELECT ranges, width FROM sqlite2pg.key_ranges").fetchone()
+        assert kept is not None
+        blob, width = kept
+        values = array("q", bytes(blob))
+        narrow = array("q")
         for i in range(0, len(values), width + 1):
             narrow.extend(values[i : i + width])
         pg.execute("UPDATE sqlite2pg.key_ranges SET width = 3, ranges = %s", (narrow.tobytes(),))
@@ -254,3 +257,31 @@ def test_named_keys_refuse_what_sums_cannot_name() -> None:
     assert changes._named_keys([2, 0, 5, 14], [0, 0, 0, 0], 5, 2) is None  # no integer pair
     assert changes._named_keys([2, 0, 4, 8], [0, 0, 0, 0], 5, 2) is None  # a == b
     assert changes._named_keys([5, 0, 9, 99], [-1, 0, 0, 0], 5, 2) is None  # unknown range
+
+
+def test_the_sums_pass_is_left_out_when_the_count_already_differs(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The whole-table sums (a pass over the table) are taken only when the cheap row count
+    matches the expected one; a count that differs sends the run to the ranges directly."""
+    passes: list[bool] = []
+    cursor_scan = changes._cursor_scan
+
+    def spy(ctx: Any, t: Any, extra_max: Any, window: Any, lo_all: Any = None) -> Any:
+        passes.append(lo_all is not None)
+        return cursor_scan(ctx, t, extra_max, window, lo_all)
+
+    monkeypatch.setattr(changes, "_cursor_scan", spy)
+    db = tmp_path / "i.db"
+    app = _rowid_table(db, 5_000)
+    _sync(db, pg_url, tmp_path, "append")
+    app.execute("DELETE FROM item WHERE id IN (10, 4000)")
+    passes.clear()
+    assert _sync(db, pg_url, tmp_path, "append").tables["item"].deleted == 2
+    assert True not in passes
+    passes.clear()
+    app.execute("INSERT INTO item VALUES (5000, 'n', NULL)")  # nothing deleted: the sums decide
+    report = _sync(db, pg_url, tmp_path, "append")
+    assert (report.tables["item"].inserted, report.tables["item"].deleted) == (1, 0)
+    assert passes.count(True) == 1
+    assert _rows(pg_url, "id, v") == _source_rows(db, "id, v")
