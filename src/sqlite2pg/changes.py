@@ -797,8 +797,8 @@ def _int_key_diff(
         else:
             candidates.extend((r, k) for k in named)
     found, not_so = _one_short(ctx, t, candidates, upserts)
-    listed.extend(set(not_so))  # a range is listed whole when one of its keys is not confirmed
     unsure, confirmed = set(not_so), set(found)
+    listed.extend(unsure)  # a range is listed whole when one of its keys is not confirmed
     deleted = [k for r, k in candidates if r not in unsure and k in confirmed]
     missing: list[Key] = []
     if listed:
