@@ -61,6 +61,7 @@ from .hashing import (
 )
 from .model import SourceCatalog, TablePlan
 from .plan import timestamp_column
+from .prefetch import Prefetch
 from .schema import qname
 from .source import CHANGE_LOG_TABLE, RawText, qi
 from .sqlite_sql import quote_ident as pqi
@@ -122,6 +123,7 @@ class Context:
     source_path: str
     pre: Precomputed | None = None  # bucket fingerprints computed while PostgreSQL was busy
     helper: Helper | None = None  # the larger tables' fingerprints, from a helper process
+    prefetch: Prefetch | None = None  # grouped key passes run ahead on a twin of the snapshot
 
     def target(self, t: TablePlan) -> str:
         return qname(self.schema, t.name)
@@ -545,6 +547,38 @@ def _source_ranges(
     return out, top, wkeys
 
 
+def grouped_sql(t: TablePlan, squares: bool) -> str:
+    """The query behind :func:`_grouped_ranges`: per first key column value, the count and
+    the sums of the other key columns (and of the second one's squares)."""
+    scols = pk_source(t)
+    f = qi(scols[0])
+    others = "".join(f", sum({qi(c)})" for c in scols[1:])
+    if squares:
+        others += f", sum({qi(scols[1])} * {qi(scols[1])})"
+    return f"SELECT {f}, count(*){others} FROM {qi(t.source.name)} GROUP BY {f}"
+
+
+def grouped_queries(ctx: Context, tables: Sequence[TablePlan]) -> dict[str, str]:
+    """The grouped passes this run's key comparisons will make (worth starting early): tables
+    compared by key sets (``timestamp``, ``append``) whose kept ranges are one per value of a
+    two-column integer key's first column."""
+    ensure_state(ctx.cur)
+    ctx.cur.execute(
+        f"SELECT source_table FROM {STATE_SCHEMA}.key_ranges "
+        "WHERE target_schema = %s AND shift = 0",
+        (ctx.schema,),
+    )
+    grouped = {str(r[0]) for r in ctx.cur.fetchall()}
+    return {
+        t.source.name: grouped_sql(t, True)
+        for t in tables
+        if t.source.name in grouped
+        and t.strategy in ("timestamp", "append")
+        and len(pk_source(t)) == 2
+        and integer_key(t)
+    }
+
+
 def _grouped_ranges(
     ctx: Context, t: TablePlan, lo_all: int, squares: bool = True
 ) -> dict[int, Agg] | None:
@@ -552,16 +586,12 @@ def _grouped_ranges(
     query grouped by that column, in the order of the key's index (no sorting). A two-column
     key's ranges also get the sum of the second column's squares, unless a square or the sum
     does not fit in an integer (then they are taken without)."""
-    scols = pk_source(t)
-    f = qi(scols[0])
-    squares = squares and len(scols) == 2
-    others = "".join(f", sum({qi(c)})" for c in scols[1:])
-    if squares:
-        others += f", sum({qi(scols[1])} * {qi(scols[1])})"
+    squares = squares and len(pk_source(t)) == 2
+    sql = grouped_sql(t, squares)
     try:
-        rows = ctx.sconn.execute(
-            f"SELECT {f}, count(*){others} FROM {qi(t.source.name)} GROUP BY {f}"
-        ).fetchall()
+        rows = ctx.prefetch.rows(t.source.name, sql) if ctx.prefetch is not None else None
+        if rows is None:
+            rows = ctx.sconn.execute(sql).fetchall()
     except sqlite3.OperationalError:  # sum() overflow
         # without the squares, or else range by range, marking what cannot be summed
         return _grouped_ranges(ctx, t, lo_all, squares=False) if squares else None

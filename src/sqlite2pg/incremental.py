@@ -39,6 +39,7 @@ from .changes import (
     Key,
     ensure_state,
     fingerprint_helper,
+    grouped_queries,
     pk_target,
     strategy_for,
     to_target_keys,
@@ -46,8 +47,10 @@ from .changes import (
 from .config import Config
 from .convert import INT_RANGES
 from .errors import DriftError, MassDeleteError, Sqlite2pgError
+from .fingerprints import Helper
 from .load import CarefulModeNeeded, RejectSink, copy_rows
 from .model import ColumnProfile, MigrationPlan, Rejection, TablePlan, TableResult
+from .prefetch import Prefetch
 from .source import qi as quote_sqlite
 from .sqlite_sql import quote_ident as qi
 from .syncstate import SyncedTable, column_signature
@@ -532,6 +535,11 @@ def _check_foreign_keys(cur: Cursor, plan: MigrationPlan) -> None:
 # --------------------------------------------------------------------------- the run
 
 
+def _behind(t: TablePlan, helper: Helper, prefetch: Prefetch) -> tuple[bool, bool]:
+    """Detection order: tables whose source work runs ahead elsewhere come last."""
+    return t.source.name in helper.jobs, t.source.name in prefetch.queries
+
+
 def run_incremental(
     pg: psycopg.Connection[Any],
     sconn: sqlite3.Connection,
@@ -576,10 +584,14 @@ def run_incremental(
         old_tables = [t for t in plan.tables if t.source.name not in new_names]
         compared = [t for t in old_tables if not _reinit(t, existing[t.source.name], drift)]
         # detect + stage: nothing in the user's tables is written here. The larger hash
-        # tables are fingerprinted by a helper process meanwhile, and detected last.
-        with contextlib.closing(fingerprint_helper(ctx, compared)) as helper:
-            ctx.helper = helper
-            for t in sorted(old_tables, key=lambda t: t.source.name in helper.jobs):
+        # tables are fingerprinted by a helper process meanwhile, and detected last; grouped
+        # key passes run ahead in a thread, and their tables come just before those.
+        with (
+            contextlib.closing(fingerprint_helper(ctx, compared)) as helper,
+            contextlib.closing(Prefetch(sconn, grouped_queries(ctx, compared))) as prefetch,
+        ):
+            ctx.helper, ctx.prefetch = helper, prefetch
+            for t in sorted(old_tables, key=lambda t: _behind(t, helper, prefetch)):
                 prev = existing[t.source.name]
                 strategy = strategy_for(t)
                 result = TableResult(table=t.source.name, target=t.name, strategy=t.strategy)
@@ -610,7 +622,7 @@ def run_incremental(
                 report.warnings.extend(det.notes)
                 works.append(w)
                 result.seconds = time.perf_counter() - started
-        ctx.helper = None
+        ctx.helper = ctx.prefetch = None
         position = {t.source.name: i for i, t in enumerate(plan.tables)}
         works.sort(key=lambda w: position[w.t.source.name])  # apply in the plan's order
         _guard(ctx, works, cfg, opts)

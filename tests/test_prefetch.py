@@ -1,0 +1,143 @@
+"""Source queries run ahead on a twin of the snapshot: the same rows as the caller's own
+query, nothing when there is no twin or the query fails (the caller runs it and handles the
+error), a prompt stop, and an incremental run that uses it and still finds every delete."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+import sqlite2pg.api as api
+from sqlite2pg import prefetch
+from sqlite2pg.config import Config
+from sqlite2pg.source import open_source, snapshot
+
+GROUPED = "SELECT a, count(*), sum(b) FROM item WHERE a < 99 GROUP BY a"
+
+
+def _source(db: Path, *, wal: bool = False) -> None:
+    conn = sqlite3.connect(db, isolation_level=None)
+    if wal:
+        conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE item (a INTEGER NOT NULL, b INTEGER NOT NULL, PRIMARY KEY (a, b))")
+    conn.executemany(
+        "INSERT INTO item VALUES (?, ?)", ((a, b) for a in range(50) for b in range(40))
+    )
+    conn.execute("INSERT INTO item VALUES (99, ?)", (2**62,))
+    conn.execute("INSERT INTO item VALUES (99, ?)", (2**62 + 1,))  # their sum overflows
+    conn.close()
+
+
+def test_rows_equal_the_callers_own_query_on_the_same_snapshot(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _source(db)
+    conn = open_source(db)
+    with snapshot(conn):
+        ahead = prefetch.Prefetch(conn, {"item": GROUPED, "other": "SELECT count(*) FROM item"})
+        try:
+            assert ahead.thread is not None
+            assert ahead.rows("item", GROUPED + " ") is None  # not the query it ran
+            assert ahead.rows("item", GROUPED) == conn.execute(GROUPED).fetchall()
+            assert ahead.rows("item", GROUPED) is None  # handed out once
+            assert ahead.rows("missing", GROUPED) is None
+        finally:
+            ahead.close()
+    conn.close()
+
+
+def test_a_failing_query_is_left_to_the_caller(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _source(db)
+    conn = open_source(db)
+    overflow = "SELECT a, sum(b) FROM item WHERE a = 99 GROUP BY a"
+    with snapshot(conn):
+        with pytest.raises(sqlite3.OperationalError, match="overflow"):
+            conn.execute(overflow).fetchall()
+        ahead = prefetch.Prefetch(conn, {"item": overflow})
+        try:
+            assert ahead.thread is not None
+            assert ahead.rows("item", overflow) is None
+        finally:
+            ahead.close()
+    conn.close()
+
+
+def test_no_twin_in_wal_mode_or_outside_a_snapshot(tmp_path: Path) -> None:
+    db = tmp_path / "w.db"
+    _source(db, wal=True)
+    conn = open_source(db)
+    with snapshot(conn):
+        ahead = prefetch.Prefetch(conn, {"item": GROUPED})
+        assert ahead.thread is None and ahead.rows("item", GROUPED) is None
+        ahead.close()
+    conn.close()
+    db = tmp_path / "r.db"
+    _source(db)
+    conn = open_source(db)
+    ahead = prefetch.Prefetch(conn, {"item": GROUPED})  # no read transaction: nothing to share
+    assert ahead.thread is None and ahead.rows("item", GROUPED) is None
+    conn.close()
+
+
+def test_close_interrupts_a_long_query_and_skips_the_rest(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    _source(db)
+    conn = open_source(db)
+    endless = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n) SELECT max(i) FROM n"
+    with snapshot(conn):
+        ahead = prefetch.Prefetch(conn, {"long": endless, "item": GROUPED})
+        time.sleep(0.2)
+        ahead.close()
+        assert ahead.thread is not None and not ahead.thread.is_alive()
+        assert ahead.results == {"long": None, "item": None} or ahead.results == {"long": None}
+    conn.close()
+
+
+def _pairs(db: Path, lists: int, per: int) -> sqlite3.Connection:
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE item (a INTEGER NOT NULL, b INTEGER NOT NULL, v TEXT, updated_at DATETIME, "
+        "PRIMARY KEY (a, b))"
+    )
+    conn.executemany(
+        "INSERT INTO item VALUES (?, ?, 'x', '2024-01-01 00:00:00')",
+        ((a, b) for a in range(1, lists + 1) for b in range(per)),
+    )
+    return conn
+
+
+def test_a_timestamp_sync_takes_the_grouped_pass_from_the_prefetch(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    handed: list[bool] = []
+    rows = prefetch.Prefetch.rows
+
+    def spy(self: prefetch.Prefetch, name: str, sql: str) -> Any:
+        got = rows(self, name, sql)
+        handed.append(got is not None)
+        return got
+
+    monkeypatch.setattr(prefetch.Prefetch, "rows", spy)
+    db = tmp_path / "p.db"
+    app = _pairs(db, 30, 400)
+    cfg = Config.model_validate({"tables": {"item": {"strategy": "timestamp"}}})
+
+    def sync() -> Any:
+        return api.sync(db, pg_url, config=cfg, state=str(tmp_path / "st.db"), verify="off")
+
+    sync()
+    app.execute(
+        "DELETE FROM item WHERE (a, b) IN ((2, 5), (9, 1), (9, 2), (17, 3), (17, 4), (17, 9))"
+    )
+    app.execute("INSERT INTO item VALUES (9, 9000, 'n', '2024-06-01 00:00:00')")
+    report = sync()
+    assert handed == [True]
+    assert (report.tables["item"].inserted, report.tables["item"].deleted) == (1, 6)
+    with psycopg.connect(pg_url) as pg:
+        target = [tuple(r) for r in pg.execute("SELECT a, b, v FROM item ORDER BY a, b")]
+    assert target == [tuple(r) for r in app.execute("SELECT a, b, v FROM item ORDER BY a, b")]
