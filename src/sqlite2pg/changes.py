@@ -561,8 +561,7 @@ def grouped_sql(t: TablePlan, squares: bool) -> str:
 def grouped_queries(ctx: Context, tables: Sequence[TablePlan]) -> dict[str, str]:
     """The grouped passes this run's key comparisons will make (worth starting early): tables
     compared by key sets (``timestamp``, ``append``) whose kept ranges are one per value of a
-    two-column integer key's first column."""
-    ensure_state(ctx.cur)
+    two-column integer key's first column. The state tables must exist (ensure_state)."""
     ctx.cur.execute(
         f"SELECT source_table FROM {STATE_SCHEMA}.key_ranges "
         "WHERE target_schema = %s AND shift = 0",
