@@ -61,7 +61,7 @@ from .hashing import (
 )
 from .model import SourceCatalog, TablePlan
 from .plan import timestamp_column
-from .prefetch import Prefetch
+from .prefetch import Prefetch, Query
 from .schema import qname
 from .source import CHANGE_LOG_TABLE, RawText, qi
 from .sqlite_sql import quote_ident as pqi
@@ -558,24 +558,46 @@ def grouped_sql(t: TablePlan, squares: bool) -> str:
     return f"SELECT {f}, count(*){others} FROM {qi(t.source.name)} GROUP BY {f}"
 
 
-def grouped_queries(ctx: Context, tables: Sequence[TablePlan]) -> dict[str, str]:
-    """The grouped passes this run's key comparisons will make (worth starting early): tables
-    compared by key sets (``timestamp``, ``append``) whose kept ranges are one per value of a
-    two-column integer key's first column. The state tables must exist (ensure_state)."""
+def ahead_queries(ctx: Context, tables: Sequence[TablePlan]) -> dict[str, Query]:
+    """The whole-table passes of this run's key comparisons that are worth starting early, on
+    a twin (see :mod:`prefetch`): of tables compared by key sets (``timestamp``, ``append``)
+    whose kept ranges are one per value of a two-column integer key's first column, the
+    grouped pass; under ``append`` (where rows are rarely deleted, so the row count matches
+    and the key sums decide), the sums pass of the largest tables, up to about half of the
+    rows. The state tables must exist (ensure_state)."""
     ctx.cur.execute(
-        f"SELECT source_table FROM {STATE_SCHEMA}.key_ranges "
-        "WHERE target_schema = %s AND shift = 0",
+        f"SELECT source_table, lo, shift FROM {STATE_SCHEMA}.key_ranges WHERE target_schema = %s",
         (ctx.schema,),
     )
-    grouped = {str(r[0]) for r in ctx.cur.fetchall()}
-    return {
-        t.source.name: grouped_sql(t, True)
-        for t in tables
-        if t.source.name in grouped
-        and t.strategy in ("timestamp", "append")
-        and len(pk_source(t)) == 2
-        and integer_key(t)
-    }
+    kept = {str(name): (int(lo), int(shift)) for name, lo, shift in ctx.cur.fetchall()}
+    out: dict[str, Query] = {}
+    keyed = [t for t in tables if t.source.name in kept and integer_key(t)]
+    for t in keyed:
+        grouped = kept[t.source.name][1] == 0 and len(pk_source(t)) == 2
+        if grouped and t.strategy in ("timestamp", "append"):
+            out[t.source.name] = (grouped_sql(t, True), ())
+    appended = [t for t in keyed if t.strategy == "append" and len(pk_source(t)) == 1]
+    sizes = {t.source.name: _key_span(ctx, t) for t in appended}
+    half = sum(sizes.values()) // 2
+    taken = 0
+    for t in sorted(appended, key=lambda t: -sizes[t.source.name]):
+        if not sizes[t.source.name] or (taken and taken + sizes[t.source.name] > half):
+            break
+        query = _scan_query(t, None, None, kept[t.source.name][0])
+        assert query is not None
+        out[t.source.name] = query
+        taken += sizes[t.source.name]
+    return out
+
+
+def _key_span(ctx: Context, t: TablePlan) -> int:
+    """About how many rows a one-column integer key's table holds: its key's span, which
+    SQLite reads from both ends of the key's index (a count would read every page)."""
+    try:
+        bounds = _key_bounds(ctx, t)
+    except _NotIntegers:  # compared another way, without this pass
+        return 0
+    return 0 if bounds is None else bounds[1] - bounds[0] + 1
 
 
 def _grouped_ranges(
@@ -604,6 +626,25 @@ def _grouped_ranges(
     return out
 
 
+def _scan_query(
+    t: TablePlan, extra_max: str | None, window: Window | None, lo_all: int | None
+) -> Query | None:
+    """The query behind :func:`_cursor_scan`, or None when there is nothing to scan for."""
+    parts = [f"max({qi(extra_max)})" if extra_max else "NULL"]
+    params: list[object] = []
+    if window is not None:
+        cols = ", ".join(qi(c) for c in pk_source(t))
+        parts.append(f"group_concat(CASE WHEN {window[0]} THEN json_array({cols}) END)")
+        params.extend(window[1])
+    if lo_all is not None:
+        scols = pk_source(t)
+        parts += ["count(*)", f"sum({qi(scols[0])} - ?)", *(f"sum({qi(c)})" for c in scols[1:])]
+        params.append(lo_all)
+    elif extra_max is None and window is None:
+        return None
+    return f"SELECT {', '.join(parts)} FROM {qi(t.source.name)}", tuple(params)
+
+
 def _cursor_scan(
     ctx: Context,
     t: TablePlan,
@@ -614,24 +655,14 @@ def _cursor_scan(
     """One pass over the table: the maximum of ``extra_max``, the keys meeting ``window`` and,
     with ``lo_all``, the count and key sums :func:`_totals_match` compares (None when a sum
     cannot be taken)."""
-    parts = [f"max({qi(extra_max)})" if extra_max else "NULL"]
-    params: list[object] = []
-    if window is not None:
-        cols = ", ".join(qi(c) for c in pk_source(t))
-        parts.append(f"group_concat(CASE WHEN {window[0]} THEN json_array({cols}) END)")
-        params.extend(window[1])
-    n_totals = 0
-    if lo_all is not None:
-        scols = pk_source(t)
-        parts += ["count(*)", f"sum({qi(scols[0])} - ?)", *(f"sum({qi(c)})" for c in scols[1:])]
-        params.append(lo_all)
-        n_totals = 1 + len(scols)
-    elif extra_max is None and window is None:
+    query = _scan_query(t, extra_max, window, lo_all)
+    if query is None:
         return None, set(), None
+    sql, params = query
+    n_totals = 1 + len(pk_source(t)) if lo_all is not None else 0
     try:
-        row = ctx.sconn.execute(
-            f"SELECT {', '.join(parts)} FROM {qi(t.source.name)}", params
-        ).fetchone()
+        ahead = ctx.prefetch.rows(t.source.name, sql, params) if ctx.prefetch else None
+        row = ahead[0] if ahead else ctx.sconn.execute(sql, params).fetchone()
         totals = [int(v or 0) for v in row[len(row) - n_totals :]] if n_totals else None
     except (sqlite3.OperationalError, OverflowError, TypeError, ValueError):
         if lo_all is None:

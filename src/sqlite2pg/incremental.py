@@ -37,9 +37,9 @@ from .changes import (
     Context,
     Detected,
     Key,
+    ahead_queries,
     ensure_state,
     fingerprint_helper,
-    grouped_queries,
     pk_target,
     strategy_for,
     to_target_keys,
@@ -584,11 +584,11 @@ def run_incremental(
         old_tables = [t for t in plan.tables if t.source.name not in new_names]
         compared = [t for t in old_tables if not _reinit(t, existing[t.source.name], drift)]
         # detect + stage: nothing in the user's tables is written here. The larger hash
-        # tables are fingerprinted by a helper process meanwhile, and detected last; grouped
-        # key passes run ahead in a thread, and their tables come just before those.
+        # tables are fingerprinted by a helper process meanwhile, and detected last; some key
+        # passes run ahead in a thread, and their tables come just before those.
         with (
             contextlib.closing(fingerprint_helper(ctx, compared)) as helper,
-            contextlib.closing(Prefetch(sconn, grouped_queries(ctx, compared))) as prefetch,
+            contextlib.closing(Prefetch(sconn, ahead_queries(ctx, compared))) as prefetch,
         ):
             ctx.helper, ctx.prefetch = helper, prefetch
             for t in sorted(old_tables, key=lambda t: _behind(t, helper, prefetch)):

@@ -1,7 +1,8 @@
 """Source queries answered ahead, on a twin of the run's snapshot, in a thread.
 
 An incremental run's costliest SQLite reads are whole-index passes (a composite key's
-aggregates grouped by its first column: ~1 s for Chinook's PlaylistTrack at 8.7M rows). The run
+aggregates grouped by its first column: ~1 s for Chinook's PlaylistTrack at 8.7M rows; the key
+sums of the largest tables under ``append``). The run
 otherwise reads SQLite and PostgreSQL one table at a time, so on a machine with two or more
 cores such a pass can run beside the other tables' work. SQLite releases the GIL while it
 steps, so a thread is enough.
@@ -19,15 +20,18 @@ from typing import Any
 
 from .source import open_twin, twin_source
 
+Query = tuple[str, tuple[object, ...]]  # SQL and its parameters
+
 
 class Prefetch:
-    """Runs ``queries`` (name -> SQL, in order) on a twin of ``sconn`` in a thread.
+    """Runs ``queries`` (name -> SQL and parameters, in order) on a twin of ``sconn`` in a
+    thread.
 
-    :meth:`rows` gives a query's rows once it is done, or None (no twin, another SQL, or the
+    :meth:`rows` gives a query's rows once it is done, or None (no twin, another query, or the
     query failed): the caller then runs it on its own connection, where it fails again with the
     error it knows how to handle. :meth:`close` stops the thread."""
 
-    def __init__(self, sconn: sqlite3.Connection, queries: Mapping[str, str]) -> None:
+    def __init__(self, sconn: sqlite3.Connection, queries: Mapping[str, Query]) -> None:
         self.queries = dict(queries)
         self.results: dict[str, list[Any] | None] = {}
         self.ready: dict[str, threading.Event] = {k: threading.Event() for k in self.queries}
@@ -44,20 +48,21 @@ class Prefetch:
 
     def _run(self) -> None:
         assert self.conn is not None
-        for name, sql in self.queries.items():
+        for name, (sql, params) in self.queries.items():
             if self.stopping:  # set by close(): the rest is not wanted
                 self.ready[name].set()
                 continue
             try:
-                self.results[name] = self.conn.execute(sql).fetchall()
+                self.results[name] = self.conn.execute(sql, params).fetchall()
             except sqlite3.Error:
                 self.results[name] = None  # interrupted, or an error the caller handles
             finally:
                 self.ready[name].set()
 
-    def rows(self, name: str, sql: str) -> list[Any] | None:
-        """The rows of query ``name`` if it was ``sql`` (waits for it), else None."""
-        if self.queries.get(name) != sql:
+    def rows(self, name: str, sql: str, params: tuple[object, ...] = ()) -> list[Any] | None:
+        """The rows of query ``name`` if it was ``sql`` with ``params`` (waits for it), else
+        None."""
+        if self.queries.get(name) != (sql, params):
             return None
         self.ready[name].wait()
         return self.results.pop(name, None)
