@@ -2,10 +2,9 @@
 
 An incremental run's costliest SQLite reads are whole-index passes (a composite key's
 aggregates grouped by its first column: ~1 s for Chinook's PlaylistTrack at 8.7M rows; the key
-sums of the largest tables under ``append``). The run
-otherwise reads SQLite and PostgreSQL one table at a time, so on a machine with two or more
-cores such a pass can run beside the other tables' work. SQLite releases the GIL while it
-steps, so a thread is enough.
+sums of the largest tables under ``append``). The run otherwise reads SQLite and PostgreSQL one
+table at a time, so on a machine with two or more cores such a pass can run beside the other
+tables' work. SQLite releases the GIL while it steps, so a thread is enough.
 
 Only a rollback-journal source has a twin (see :func:`source.twin`); without one every query
 runs in the caller's turn, as before.
