@@ -97,3 +97,18 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+def pair_table(db: Path, lists: int, per: int) -> sqlite3.Connection:
+    """A table ``item`` keyed by (a, b): ``lists`` first-column values with ``per`` rows each,
+    all stamped 2024-01-01; returns an autocommit connection for the "application"."""
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute(
+        "CREATE TABLE item (a INTEGER NOT NULL, b INTEGER NOT NULL, v TEXT, updated_at DATETIME, "
+        "PRIMARY KEY (a, b))"
+    )
+    conn.executemany(
+        "INSERT INTO item VALUES (?, ?, 'x', '2024-01-01 00:00:00')",
+        ((a, b) for a in range(1, lists + 1) for b in range(per)),
+    )
+    return conn

@@ -13,6 +13,7 @@ import psycopg
 import pytest
 
 import sqlite2pg.api as api
+from conftest import pair_table
 from sqlite2pg import changes
 from sqlite2pg.config import Config
 
@@ -86,26 +87,13 @@ def test_append_row_outside_the_cursor_replacing_a_deleted_one(pg_url: str, tmp_
     assert _rows(pg_url, "id, v") == _source_rows(db, "id, v")
 
 
-def _pair_table(db: Path, lists: int, per: int) -> sqlite3.Connection:
-    conn = sqlite3.connect(db, isolation_level=None)
-    conn.execute(
-        "CREATE TABLE item (a INTEGER NOT NULL, b INTEGER NOT NULL, v TEXT, updated_at DATETIME, "
-        "PRIMARY KEY (a, b))"
-    )
-    conn.executemany(
-        "INSERT INTO item VALUES (?, ?, 'x', '2024-01-01 00:00:00')",
-        ((a, b) for a in range(1, lists + 1) for b in range(per)),
-    )
-    return conn
-
-
 def test_timestamp_composite_key_deletes_inserts_and_null_cursors(
     pg_url: str, tmp_path: Path
 ) -> None:
     """Many rows per first key value (ranges of one value, grouped through the key's index),
     some with far more than a listed range holds (bisected)."""
     db = tmp_path / "d.db"
-    app = _pair_table(db, 40, 300)
+    app = pair_table(db, 40, 300)
     app.executemany(
         "INSERT INTO item VALUES (41, ?, 'x', '2024-01-01 00:00:00')", ((b,) for b in range(3000))
     )
@@ -133,7 +121,7 @@ def test_timestamp_many_deletes_in_large_composite_ranges(pg_url: str, tmp_path:
     down together (one PostgreSQL query per step); a range whose second column spans nearly
     all of bigint; a range emptied by half in the source."""
     db = tmp_path / "e.db"
-    app = _pair_table(db, 5, 100)
+    app = pair_table(db, 5, 100)
     app.execute("BEGIN")  # one transaction, not one per row
     app.executemany(
         "INSERT INTO item VALUES (?, ?, 'x', '2024-01-01 00:00:00')",
@@ -204,7 +192,7 @@ def test_two_deletes_in_a_large_composite_range_named_by_their_squares(
 
     monkeypatch.setattr(changes, "_bisect", spy)
     db = tmp_path / "g.db"
-    app = _pair_table(db, 3, 3000)
+    app = pair_table(db, 3, 3000)
     _sync(db, pg_url, tmp_path, "timestamp")
     assert _kept_width(pg_url) == 4  # count, sum(a - a), sum(b), sum(b * b)
     app.execute("DELETE FROM item WHERE (a, b) IN ((2, 10), (2, 1500), (3, 2999))")
