@@ -11,11 +11,19 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import islice, repeat
 from typing import Any, Protocol
 
 import psycopg
+from psycopg.pq import Format
+
+try:  # psycopg's own row formatter (C in psycopg[binary]), the one Copy.write_row calls
+    from psycopg._copy_base import format_row_text
+except ImportError:  # another psycopg layout: rows go through Copy.write_row one by one
+    format_row_text = None
 
 from .convert import Converter, PolicyApplied, Reject, column_converter, describe
 from .model import ColumnPlan, Rejection, TablePlan
@@ -23,6 +31,8 @@ from .source import RawText, corrupt_source, iter_batches, qi
 from .sqlite_sql import quote_ident
 
 Progress = Callable[[int], None]
+BatchWriter = Callable[[Iterable[Sequence[Any]]], None]
+SLICE_ROWS = 500  # rows formatted per COPY write
 
 
 class RejectSink(Protocol):
@@ -95,21 +105,49 @@ def copy_rows(
     sconn.text_factory = RawText if careful else str
     try:
         with cur.copy(copy_sql(table_sql, cols, freeze=freeze)) as copy:
-            write = copy.write_row
+            write = batch_writer(copy)
             for batch in _batches(sconn, query, batch_size, params):
                 stats.read += len(batch)
                 if not dirty:
-                    for row in batch:
-                        write(row)
+                    write(batch)
                     stats.written += len(batch)
                 else:
-                    for out in _convert(batch, dirty, t, with_rowid, sink, stats):
-                        write(out)
+                    write(_convert(batch, dirty, t, with_rowid, sink, stats))
                 if progress is not None:
                     progress(len(batch))
     finally:
         sconn.text_factory = str
     return stats
+
+
+def batch_writer(copy: psycopg.Copy) -> BatchWriter:
+    """A function that sends a batch of rows to a text COPY in one write.
+
+    ``Copy.write_row`` runs two Python calls per row (about a third of this process's time in a
+    load); here ``map`` drives psycopg's own formatter over the batch, so no Python code runs
+    per row, and the bytes are exactly those ``write_row`` would send.
+    """
+    formatter = copy.formatter
+    if format_row_text is None or formatter.format != Format.TEXT:
+        write_row = copy.write_row
+
+        def one_by_one(rows: Iterable[Sequence[Any]]) -> None:
+            for row in rows:
+                write_row(row)
+
+        return one_by_one
+    tx = formatter.transformer
+
+    def write(rows: Iterable[Sequence[Any]]) -> None:
+        it = iter(rows)
+        while True:  # in slices, so that wide rows (big BLOBs) do not pile up as COPY text
+            out = bytearray()
+            deque(map(format_row_text, islice(it, SLICE_ROWS), repeat(tx), repeat(out)), 0)
+            if not out:
+                return
+            copy.write(out)
+
+    return write
 
 
 def _needs_check(t: TablePlan, c: ColumnPlan) -> bool:
