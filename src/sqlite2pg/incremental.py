@@ -552,7 +552,7 @@ def run_incremental(
     obs: Observer,
 ) -> None:
     """Apply the changes since the last sync (see the module docstring for the order)."""
-    from .pipeline import load_table
+    from .tableload import load_table
 
     schema = plan.schema
     check_drift(sconn, plan, existing)  # fail fast, before taking any lock

@@ -12,18 +12,18 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice, repeat
 from typing import Any, Protocol
 
 import psycopg
-from psycopg.pq import Format
+from psycopg import abc, adapt
 
 try:  # psycopg's own row formatter (C in psycopg[binary]), the one Copy.write_row calls
     from psycopg._copy_base import format_row_text
-except ImportError:  # another psycopg layout: rows go through Copy.write_row one by one
-    format_row_text = None
+except ImportError:  # psycopg 3.1
+    from psycopg.copy import format_row_text  # type: ignore[attr-defined,no-redef]
 
 from .convert import Converter, PolicyApplied, Reject, column_converter, describe
 from .model import ColumnPlan, Rejection, TablePlan
@@ -31,8 +31,7 @@ from .source import RawText, corrupt_source, iter_batches, qi
 from .sqlite_sql import quote_ident
 
 Progress = Callable[[int], None]
-BatchWriter = Callable[[Iterable[Sequence[Any]]], None]
-SLICE_ROWS = 500  # rows formatted per COPY write
+SLICE_ROWS = 500  # rows per chunk of COPY text
 
 
 class RejectSink(Protocol):
@@ -98,56 +97,64 @@ def copy_rows(
 ) -> CopyStats:
     """Stream one table's rows (optionally filtered by ``where``) into ``table_sql`` with COPY."""
     stats = CopyStats()
+    text = copy_text(
+        sconn, t, sink, adapt.Transformer(cur), stats,
+        batch_size=batch_size, careful=careful, where=where, params=params, progress=progress,
+    )  # fmt: skip
+    with (
+        contextlib.closing(text),
+        cur.copy(copy_sql(table_sql, t.copy_columns, freeze=freeze)) as copy,
+    ):
+        for chunk in text:
+            copy.write(chunk)
+    return stats
+
+
+def copy_text(
+    sconn: sqlite3.Connection,
+    t: TablePlan,
+    sink: RejectSink,
+    tx: abc.Transformer,
+    stats: CopyStats,
+    *,
+    batch_size: int,
+    careful: bool,
+    where: str = "",
+    params: Sequence[object] = (),
+    progress: Progress | None = None,
+) -> Generator[bytearray, None, None]:
+    """One table's rows as COPY text (``t.copy_columns``), in chunks of at most SLICE_ROWS rows.
+
+    Rows that need no check pass through untouched, the others through their converters (a row
+    that cannot be stored is rejected into ``sink``); ``stats`` counts as the chunks are taken.
+    The text is what ``Copy.write_row`` would send: ``map`` drives psycopg's own formatter over
+    the rows, so no Python code runs per row (``write_row`` costs two Python calls a row, about
+    a third of this process's time in a load), and chunks keep wide rows (big BLOBs) from piling
+    up. Raises CarefulModeNeeded at the first text that is not valid UTF-8.
+    """
     cols = t.copy_columns
     dirty = [(i, column_converter(c)) for i, c in enumerate(cols) if careful or _needs_check(t, c)]
     with_rowid = bool(dirty) and not t.source.without_rowid
     query = source_select(t, with_rowid=with_rowid, where=where)
     sconn.text_factory = RawText if careful else str
     try:
-        with cur.copy(copy_sql(table_sql, cols, freeze=freeze)) as copy:
-            write = batch_writer(copy)
-            for batch in _batches(sconn, query, batch_size, params):
-                stats.read += len(batch)
-                if not dirty:
-                    write(batch)
-                    stats.written += len(batch)
-                else:
-                    write(_convert(batch, dirty, t, with_rowid, sink, stats))
-                if progress is not None:
-                    progress(len(batch))
+        for batch in _batches(sconn, query, batch_size, params):
+            stats.read += len(batch)
+            rows: Iterator[Sequence[object]] = iter(batch)
+            if dirty:
+                rows = _convert(batch, dirty, t, with_rowid, sink, stats)
+            else:
+                stats.written += len(batch)
+            while True:
+                out = bytearray()
+                deque(map(format_row_text, islice(rows, SLICE_ROWS), repeat(tx), repeat(out)), 0)
+                if not out:
+                    break
+                yield out
+            if progress is not None:
+                progress(len(batch))
     finally:
         sconn.text_factory = str
-    return stats
-
-
-def batch_writer(copy: psycopg.Copy) -> BatchWriter:
-    """A function that sends a batch of rows to a text COPY in one write.
-
-    ``Copy.write_row`` runs two Python calls per row (about a third of this process's time in a
-    load); here ``map`` drives psycopg's own formatter over the batch, so no Python code runs
-    per row, and the bytes are exactly those ``write_row`` would send.
-    """
-    formatter = copy.formatter
-    if format_row_text is None or formatter.format != Format.TEXT:
-        write_row = copy.write_row
-
-        def one_by_one(rows: Iterable[Sequence[Any]]) -> None:
-            for row in rows:
-                write_row(row)
-
-        return one_by_one
-    tx = formatter.transformer
-
-    def write(rows: Iterable[Sequence[Any]]) -> None:
-        it = iter(rows)
-        while True:  # in slices, so that wide rows (big BLOBs) do not pile up as COPY text
-            out = bytearray()
-            deque(map(format_row_text, islice(it, SLICE_ROWS), repeat(tx), repeat(out)), 0)
-            if not out:
-                return
-            copy.write(out)
-
-    return write
 
 
 def _needs_check(t: TablePlan, c: ColumnPlan) -> bool:
@@ -182,7 +189,7 @@ def _convert(
     with_rowid: bool,
     sink: RejectSink,
     stats: CopyStats,
-) -> Iterable[list[object]]:
+) -> Iterator[list[object]]:
     cols = t.copy_columns
     for row in batch:
         vals = list(row[:-1] if with_rowid else row)

@@ -11,7 +11,6 @@ import contextlib
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,11 +30,12 @@ from .errors import (
     Sqlite2pgError,
 )
 from .incremental import add_fks_touching, known_types, run_incremental, take_apply_lock
-from .load import CarefulModeNeeded, RejectSink, copy_rows
+from .load import RejectSink
 from .model import MigrationPlan, TablePlan, TableResult
 from .plan import build_plan
 from .source import open_source, read_catalog, snapshot
 from .state import StateDB, now_iso
+from .tableload import load_and_key
 from .target import Target, resolve_target
 
 
@@ -350,16 +350,11 @@ def full_load(
         chosen = [t for t in plan.tables if only is None or t.source.name in only]
         # the hash strategy's fingerprints: the larger tables' by a helper process from now on
         with contextlib.closing(precompute(sconn, chosen)) as pre:
-            created = [
-                load_table(cur, sconn, t, plan.schema, cfg, sink, report, obs, nocase)
-                for t in chosen
-            ]
+            created = load_and_key(cur, sconn, chosen, plan.schema, cfg, sink, report, obs, nocase)
             final = MigrationPlan(**{**plan.__dict__, "tables": tuple(created)})
-            # the other tables' are read from SQLite while PostgreSQL builds indexes
+            # the other tables' are read from SQLite while PostgreSQL adds the foreign keys
             pre.start(created)
             try:
-                for t in created:
-                    ddl.add_keys_and_indexes(cur, t, plan.schema, report.warnings)
                 if only is None:
                     ddl.add_foreign_keys(cur, final, report.tables, report.warnings)
                 else:  # also the foreign keys of other tables that refer to the reloaded ones
@@ -416,62 +411,3 @@ def high_water_of(sconn: sqlite3.Connection, t: TablePlan) -> str | None:
 
     row = sconn.execute(f"SELECT max({qi(t.strategy_column)}) FROM {qi(t.source.name)}").fetchone()
     return None if row is None or row[0] is None else str(row[0])
-
-
-def load_table(
-    cur: psycopg.Cursor[Any],
-    sconn: sqlite3.Connection,
-    t: TablePlan,
-    schema: str,
-    cfg: Config,
-    sink: RejectSink,
-    report: RunReport,
-    obs: Observer,
-    nocase: bool,
-) -> TablePlan:
-    """CREATE + COPY one table inside a savepoint; retried once in careful mode when the source
-    holds text that is not valid UTF-8."""
-    result = TableResult(table=t.source.name, target=t.name, strategy=t.strategy)
-    report.tables[t.source.name] = result
-    started = time.perf_counter()
-    obs.table_started(t.source.name, t.row_count)
-    careful = False
-    while True:
-        cur.execute("SAVEPOINT sqlite2pg_load")
-        try:
-            created = ddl.create_table(cur, t, schema, report.warnings, nocase=nocase)
-            stats = copy_rows(
-                cur,
-                sconn,
-                created,
-                ddl.qname(schema, t.name),
-                sink,
-                batch_size=cfg.batch_size,
-                careful=careful,
-                freeze=True,
-                progress=_advance(obs, t.source.name),
-            )
-            cur.execute("RELEASE SAVEPOINT sqlite2pg_load")
-            break
-        except CarefulModeNeeded:
-            if careful:
-                raise
-            cur.execute("ROLLBACK TO SAVEPOINT sqlite2pg_load")
-            sink.discard(t.source.name)
-            obs.table_started(t.source.name, t.row_count)
-            careful = True
-    result.read, result.written = stats.read, stats.written
-    result.inserted = stats.written
-    result.rejected, result.changed_by_policy = stats.rejected, stats.changed_by_policy
-    result.seconds = time.perf_counter() - started
-    if stats.changed_by_policy:
-        report.warnings.append(
-            f"{t.source.name}: {stats.changed_by_policy} value(s) changed by the column policy "
-            "in the config (on_invalid/nul)"
-        )
-    obs.table_done(result)
-    return created
-
-
-def _advance(obs: Observer, table: str) -> Callable[[int], None]:
-    return lambda n: obs.advance(table, n)

@@ -7,7 +7,7 @@ refusal becomes a warning instead of a failed migration.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
@@ -126,11 +126,14 @@ def create_table(
     return t
 
 
-def add_keys_and_indexes(cur: Cursor, t: TablePlan, schema: str, warnings: list[str]) -> None:
-    """Primary key, unique constraints, indexes and checks, built once the data is in."""
+def add_keys_and_indexes(
+    cur: Cursor, t: TablePlan, schema: str, warnings: list[str], reserved: Collection[str] = ()
+) -> None:
+    """Primary key, unique constraints, indexes and checks, built once the data is in
+    (``reserved``: names of tables this load creates later, which the key must not take)."""
     table = qname(schema, t.name)
     if t.primary_key:
-        pkey = pkey_name(t.name, _relations(cur, schema))
+        pkey = pkey_name(t.name, _relations(cur, schema) | set(reserved))
         try:
             with savepoint(cur):
                 cur.execute(
