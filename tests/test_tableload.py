@@ -104,7 +104,6 @@ def test_tables_read_ahead_arrive_equal(
     """With the default limit the spools hold whole tables; with 1000 bytes each COPY sends the
     file, then goes on from SQLite."""
     monkeypatch.setattr(spool, "LIMIT", limit)
-    monkeypatch.setattr(Spool.__init__, "__defaults__", (limit,))
     db = source(tmp_path)
     order: list[str] = []
     spooled_during_keys: list[str] = []
@@ -144,7 +143,7 @@ def test_invalid_utf8_in_a_table_read_ahead_is_rejected_like_any_other(
 ) -> None:
     """`mid` is read ahead; with a 200-byte limit its bad row comes after the spooled part, so
     the COPY already running is rolled back to its savepoint and the table read again."""
-    monkeypatch.setattr(Spool.__init__, "__defaults__", (limit,))
+    monkeypatch.setattr(spool, "LIMIT", limit)
     db = source(tmp_path, big=400)
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE mid SET t = CAST(x'c328' AS TEXT) WHERE id = 150")

@@ -101,13 +101,18 @@ def copy_rows(
         sconn, t, sink, adapt.Transformer(cur), stats,
         batch_size=batch_size, careful=careful, where=where, params=params, progress=progress,
     )  # fmt: skip
-    with (
-        contextlib.closing(text),
-        cur.copy(copy_sql(table_sql, t.copy_columns, freeze=freeze)) as copy,
-    ):
+    send(cur, copy_sql(table_sql, t.copy_columns, freeze=freeze), text)
+    return stats
+
+
+def send(
+    cur: psycopg.Cursor[Any], sql: str, text: Generator[bytes | bytearray, None, None]
+) -> None:
+    """Run the COPY statement ``sql`` with ``text``'s chunks as its data; ``text`` is closed
+    whatever happens (it may hold an SQLite statement open)."""
+    with contextlib.closing(text), cur.copy(sql) as copy:
         for chunk in text:
             copy.write(chunk)
-    return stats
 
 
 def copy_text(

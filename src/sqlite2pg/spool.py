@@ -24,14 +24,14 @@ class Spool:
     """Takes chunks of COPY text from ``chunks`` into a temporary file, up to ``limit`` bytes;
     :meth:`replay` gives the file's bytes, then the chunks not taken yet."""
 
-    def __init__(self, chunks: Generator[bytearray, None, None], limit: int = LIMIT) -> None:
+    def __init__(self, chunks: Generator[bytearray, None, None], limit: int | None = None) -> None:
         self.rest = chunks
         self.file: IO[bytes] | None = None
         try:
             self.file = TemporaryFile()  # noqa: SIM115 (closed by close())
             for chunk in chunks:
                 self.file.write(chunk)
-                if self.file.tell() >= limit:
+                if self.file.tell() >= (LIMIT if limit is None else limit):
                     break
         except OSError as exc:
             log.warning("reading ahead failed (%s): the table is read when its turn comes", exc)

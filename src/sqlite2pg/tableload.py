@@ -9,7 +9,6 @@ still created and copied inside its own savepoint, its keys built after its data
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sqlite3
 import threading
@@ -23,7 +22,7 @@ from psycopg import adapt
 
 from . import schema as ddl
 from .config import Config
-from .load import CarefulModeNeeded, CopyStats, RejectSink, copy_sql, copy_text
+from .load import CarefulModeNeeded, CopyStats, RejectSink, copy_sql, copy_text, send
 from .model import TablePlan, TableResult
 from .spool import Spool
 
@@ -233,10 +232,7 @@ def _create_and_copy(
                     careful=careful, progress=_advance(obs, t.source.name),
                 )
             )  # fmt: skip
-            sql = copy_sql(ddl.qname(schema, t.name), created.copy_columns, freeze=True)
-            with contextlib.closing(text), cur.copy(sql) as copy:
-                for chunk in text:
-                    copy.write(chunk)
+            send(cur, copy_sql(ddl.qname(schema, t.name), created.copy_columns, freeze=True), text)
             cur.execute("RELEASE SAVEPOINT sqlite2pg_load")
             return created, stats
         except CarefulModeNeeded:
