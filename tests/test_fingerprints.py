@@ -4,7 +4,9 @@ when the helper cannot be sure of the snapshot the run computes them itself."""
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -155,3 +157,46 @@ def test_columns_proven_clean_fingerprint_the_same(tmp_path: Path, odd: bool) ->
         full = list(bucket_reader(conn, t).hashes(with_keys=True))
         fast = list(bucket_reader(conn, t, clean).hashes(with_keys=True))
     assert fast == full and sum(b.n for b in full) == 2999
+
+
+def _policy_of(pid: int) -> int:
+    """The helper's scheduling policy once it has read its work (it sets it first thing)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        policy = os.sched_getscheduler(pid)
+        if policy != os.SCHED_OTHER:
+            return policy
+        time.sleep(0.01)
+    return os.sched_getscheduler(pid)
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux scheduling policies")
+def test_a_background_helper_runs_at_idle_priority(tmp_path: Path) -> None:
+    conn = open_source(_db(tmp_path / "s.db"))
+    with snapshot(conn):
+        helper = Helper(conn, JOBS, min_rows=1, background=True)
+        try:
+            assert helper.proc is not None
+            assert _policy_of(helper.proc.pid) == os.SCHED_IDLE
+            assert _read(conn, helper) == _read(conn, None)
+        finally:
+            helper.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_a_starved_background_helper_is_stopped_and_the_run_does_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(fingerprints, "STALL_SECONDS", 0.3)
+    conn = open_source(_db(tmp_path / "s.db"))
+    with snapshot(conn):
+        helper = Helper(conn, JOBS, min_rows=1, background=True)
+        try:
+            assert helper.proc is not None
+            os.kill(helper.proc.pid, signal.SIGSTOP)  # gets no CPU from now on
+            started = time.monotonic()
+            assert helper.buckets("a") is None
+            assert time.monotonic() - started < 5 and helper.proc is None
+            assert _read(conn, helper) == _read(conn, None)
+        finally:
+            helper.close()
