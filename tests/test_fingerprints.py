@@ -3,6 +3,7 @@ when the helper cannot be sure of the snapshot the run computes them itself."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sqlite3
@@ -166,7 +167,7 @@ def _policy_of(pid: int) -> int:
         policy = os.sched_getscheduler(pid)
         if policy != os.SCHED_OTHER:
             return policy
-        time.sleep(0.01)
+        time.sleep(0.002)
     return os.sched_getscheduler(pid)
 
 
@@ -185,7 +186,7 @@ def test_a_background_helper_runs_at_idle_priority(tmp_path: Path) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
 def test_a_starved_background_helper_is_stopped_and_the_run_does_the_rest(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(fingerprints, "STALL_SECONDS", 0.3)
     conn = open_source(_db(tmp_path / "s.db"))
@@ -195,7 +196,9 @@ def test_a_starved_background_helper_is_stopped_and_the_run_does_the_rest(
             assert helper.proc is not None
             os.kill(helper.proc.pid, signal.SIGSTOP)  # gets no CPU from now on
             started = time.monotonic()
-            assert helper.buckets("a") is None
+            with caplog.at_level(logging.INFO, "sqlite2pg.fingerprints"):
+                assert helper.buckets("a") is None
+            assert "starved" in caplog.text
             assert time.monotonic() - started < 5 and helper.proc is None
             assert _read(conn, helper) == _read(conn, None)
         finally:

@@ -145,7 +145,8 @@ class Helper:
         while i not in self.done and self.proc is not None:
             line = self._line()
             if not line.startswith("done "):  # failed, died or starved: the rest is done here
-                log.debug("fingerprint helper stopped: %s", line.strip() or "no output")
+                level = logging.INFO if line.startswith("starved") else logging.DEBUG
+                log.log(level, "fingerprint helper stopped: %s", line.strip() or "no output")
                 self._stop()
                 break
             self.done.add(int(line.split()[1]))
