@@ -8,15 +8,17 @@ import os
 import signal
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from sqlite2pg import fingerprints
-from sqlite2pg.changes import bucket_reader, proven_clean
+from sqlite2pg import fingerprints, hashing
+from sqlite2pg.changes import bucket_reader, proven_clean, proven_integers
 from sqlite2pg.config import Config
 from sqlite2pg.fingerprints import Helper, Job
-from sqlite2pg.hashing import Bucket
+from sqlite2pg.hashing import Bucket, BucketReader
 from sqlite2pg.plan import build_plan
 from sqlite2pg.source import open_source, read_catalog, snapshot
 
@@ -156,8 +158,32 @@ def test_columns_proven_clean_fingerprint_the_same(tmp_path: Path, odd: bool) ->
         expected = {"id", "n", "s", "u"} | (set() if odd else {"odd_n", "odd_s", "ub"})
         assert set(clean) == expected
         full = list(bucket_reader(conn, t).hashes(with_keys=True))
-        fast = list(bucket_reader(conn, t, clean).hashes(with_keys=True))
+        fast = list(bucket_reader(conn, t, profiled=True).hashes(with_keys=True))
     assert fast == full and sum(b.n for b in full) == 2999
+
+
+@pytest.mark.parametrize("odd", ["", "text", "real", "null"])
+def test_keys_proven_integer_fingerprint_the_same(tmp_path: Path, odd: str) -> None:
+    """Keys the full load's profile proved to be integers are concatenated without quote():
+    the same key texts, and the quoted form wherever one value is not an integer."""
+    conn = sqlite3.connect(tmp_path / "k.db")
+    conn.execute("CREATE TABLE k (a INTEGER, b INTEGER NOT NULL, v TEXT, PRIMARY KEY (a, b))")
+    conn.executemany("INSERT INTO k VALUES (?, ?, ?)", ((i, -i, f"v{i}") for i in range(5000)))
+    value = {"text": "'a,b'", "real": "2.5", "null": "NULL"}.get(odd)
+    if value:
+        conn.execute(f"UPDATE k SET a = {value} WHERE a = 4321")
+    conn.commit()
+    conn.close()
+    conn = open_source(tmp_path / "k.db")
+    with snapshot(conn):
+        plan = build_plan(conn, read_catalog(conn, str(tmp_path / "k.db")), Config())
+        (t,) = plan.tables
+        assert set(proven_integers(t)) == ({"b"} if odd else {"a", "b"})
+        reference = bucket_reader(conn, t)
+        reference.key_expr = hashing.text_expr(["a", "b"])  # quote() throughout
+        quoted = list(reference.hashes(with_keys=True))
+        fast = list(bucket_reader(conn, t, profiled=True).hashes(with_keys=True))
+    assert fast == quoted and sum(b.n for b in fast) == 5000
 
 
 def _policy_of(pid: int) -> int:
@@ -203,3 +229,59 @@ def test_a_starved_background_helper_is_stopped_and_the_run_does_the_rest(
             assert _read(conn, helper) == _read(conn, None)
         finally:
             helper.close()
+
+
+def _grouped_whole(conn: sqlite3.Connection, reader: BucketReader, with_keys: bool) -> list[Bucket]:
+    """The reference: every sub-bucket grouped by SQLite over the whole table at once."""
+    keys = ", group_concat(k, char(30))" if with_keys else ""
+    inner_k = f", {reader.key_expr} AS k" if with_keys else ""
+    conn.text_factory = bytes
+    rows = conn.execute(
+        f"SELECT rowid >> 4, group_concat(s, char(30)), count(*){keys} FROM (SELECT rowid, "
+        f"{reader.row_expr} AS s{inner_k} FROM {reader.table} ORDER BY rowid) GROUP BY 1"
+    ).fetchall()
+    conn.text_factory = str
+    return hashing._grouped(rows, with_keys)[0]
+
+
+@pytest.mark.parametrize("with_keys", [False, True])
+def test_dense_and_grouped_chunks_give_the_same_buckets(tmp_path: Path, with_keys: bool) -> None:
+    """Chunks holding every rowid are cut in Python, the others grouped by SQLite: the buckets
+    are the same either way, including keys holding the separator and gaps."""
+    conn = sqlite3.connect(tmp_path / "d.db")
+    conn.execute("CREATE TABLE t (a TEXT, b INTEGER, c, PRIMARY KEY (a, b))")
+    rows: list[tuple[str, int, object]] = [
+        (f"k{i}", i, i * 1.5 if i % 7 else None) for i in range(1, 20_001)
+    ]
+    rows[5000] = ("sep\x1ein key", 5001, "x")  # the separator inside a key's text
+    rows[9000] = ("wide", 9001, "w" * 3_000_000)
+    conn.executemany("INSERT INTO t VALUES (?, ?, ?)", rows)
+    conn.execute(
+        "DELETE FROM t WHERE rowid BETWEEN 12000 AND 12100 OR rowid % 997 = 0 AND rowid > 15000"
+    )
+    conn.execute("INSERT INTO t (rowid, a, b) VALUES (90000, 'far', 1)")  # a gap to skip
+    conn.commit()
+    reader = BucketReader(conn, "t", ["a", "b", "c"], ["a", "b"], ["c"])
+    got = list(reader.hashes(with_keys=with_keys))
+    assert got == _grouped_whole(conn, reader, with_keys)
+    assert sum(b.n for b in got) == conn.execute("SELECT count(*) FROM t").fetchone()[0]
+
+
+def test_wide_rows_are_read_in_smaller_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conn = sqlite3.connect(tmp_path / "w.db")
+    conn.execute("CREATE TABLE w (id INTEGER PRIMARY KEY, body TEXT)")
+    conn.executemany("INSERT INTO w VALUES (?, ?)", ((i, "x" * 200_000) for i in range(1, 400)))
+    conn.commit()
+    sizes: list[int] = []
+    dense = hashing._dense
+
+    def spy(lo: int, n: int, row: Sequence[Any], with_keys: bool) -> Any:
+        sizes.append(len(row[0]))
+        return dense(lo, n, row, with_keys)
+
+    monkeypatch.setattr(hashing, "_dense", spy)
+    got = list(BucketReader(conn, "w", ["id", "body"], ["id"]).hashes())
+    assert sum(b.n for b in got) == 399
+    assert sizes and max(sizes) <= hashing.CHUNK_BYTES + hashing.BUCKET_ROWS * 200_100

@@ -1249,14 +1249,19 @@ def _alias(t: TablePlan) -> bool:
 
 
 def bucket_reader(
-    sconn: sqlite3.Connection, t: TablePlan, clean: Sequence[str] = ()
+    sconn: sqlite3.Connection, t: TablePlan, *, profiled: bool = False
 ) -> BucketReader:
+    """``profiled``: ``t``'s profile is of this snapshot (see :func:`proven_clean`)."""
     cols = copied_source_columns(t)
     reals = [c.source.name for c in t.copy_columns if realish(c.source.declared_type)]
-    return BucketReader(sconn, t.source.name, cols, pk_source(t), reals, clean)
+    if not profiled:
+        return BucketReader(sconn, t.source.name, cols, pk_source(t), reals)
+    clean, ints = proven_clean(t), proven_integers(t)
+    return BucketReader(sconn, t.source.name, cols, pk_source(t), reals, clean, ints)
 
 
-_PLAIN_KINDS = frozenset({"bigint", "integer", "smallint", "text", "varchar"})
+_INTEGER_KINDS = frozenset({"bigint", "integer", "smallint"})
+_PLAIN_KINDS = _INTEGER_KINDS | {"text", "varchar"}
 
 
 def proven_clean(t: TablePlan) -> tuple[str, ...]:
@@ -1275,6 +1280,19 @@ def proven_clean(t: TablePlan) -> tuple[str, ...]:
         ):
             clean.append(c.source.name)
     return tuple(clean)
+
+
+def proven_integers(t: TablePlan) -> tuple[str, ...]:
+    """Source columns that the plan's full-table profile shows to hold integers only, never
+    NULL (an integer type counts a value of any other storage class as dirty); as for
+    :func:`proven_clean`, only for a plan profiled in the snapshot being read."""
+    return tuple(
+        c.source.name
+        for c in t.copy_columns
+        if c.type.kind in _INTEGER_KINDS
+        and (prof := t.profiles.get(c.source.name)) is not None
+        and prof.nulls == prof.dirty == prof.reals == prof.blobs == 0
+    )
 
 
 def _bucket_rows(ctx: Context, t: TablePlan) -> Iterator[Bucket]:
@@ -1321,7 +1339,7 @@ class Precomputed:
             for t in tables:
                 f = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
                 self.files[t.source.name] = f
-                reader = bucket_reader(self.sconn, t, proven_clean(t))
+                reader = bucket_reader(self.sconn, t, profiled=True)
                 write_buckets(f, reader.hashes(with_keys=not _alias(t)))
         except BaseException as exc:  # re-raised in the caller's thread by join()
             self.error = exc
@@ -1354,8 +1372,8 @@ def table_job(
         rows = top if isinstance(top, int) else 0
     reals = tuple(c.source.name for c in t.copy_columns if realish(c.source.declared_type))
     columns, keys = tuple(copied_source_columns(t)), tuple(pk_source(t))
-    clean = proven_clean(t) if profiled else ()
-    return Job(t.source.name, columns, keys, reals, not _alias(t), rows, clean)
+    clean, ints = (proven_clean(t), proven_integers(t)) if profiled else ((), ())
+    return Job(t.source.name, columns, keys, reals, not _alias(t), rows, clean, ints)
 
 
 def hash_jobs(

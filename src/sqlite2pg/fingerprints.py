@@ -70,11 +70,13 @@ class Job:
     with_keys: bool
     rows: int  # about how many (the larger tables go to the helper)
     clean_columns: tuple[str, ...] = ()  # no REAL or BLOB in this snapshot (see row_text_expr)
+    integer_columns: tuple[str, ...] = ()  # integers only in this snapshot (see key_text_expr)
 
     def reader(self, conn: sqlite3.Connection) -> BucketReader:
         return BucketReader(
-            conn, self.table, self.columns, self.key_columns, self.real_columns, self.clean_columns
-        )
+            conn, self.table, self.columns, self.key_columns, self.real_columns,
+            self.clean_columns, self.integer_columns,
+        )  # fmt: skip
 
 
 class Helper:
@@ -240,7 +242,7 @@ def _main() -> None:
             job = Job(
                 spec["table"], tuple(spec["columns"]), tuple(spec["key_columns"]),
                 tuple(spec["real_columns"]), bool(spec["with_keys"]), int(spec["rows"]),
-                tuple(spec["clean_columns"]),
+                tuple(spec["clean_columns"]), tuple(spec["integer_columns"]),
             )  # fmt: skip
             buckets = job.reader(conn).hashes(with_keys=job.with_keys)
             with open(Path(work["out"]) / f"{i}.bin", "wb") as f:
